@@ -1,0 +1,82 @@
+"""Registry of upstream KubeRay bugs the suites know about.
+
+A test marked ``@pytest.mark.kuberay_bug("4189")`` becomes a strict expected
+failure on the versions the bug affects: it must fail there (the bug
+reproduces) and must pass everywhere else. The registry is the single place
+that says which versions are affected, so the suite's verdict and the README
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from pytest_kuberay.errors import SettingsError
+from pytest_kuberay.versions import KubeRayVersion
+
+__all__ = ["KNOWN_BUGS", "KnownBug", "lookup", "parse_affected"]
+
+_ISSUE_URL = "https://github.com/ray-project/kuberay/issues/{}"
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """One upstream bug: where it applies and what a failing test shows."""
+
+    id: str
+    title: str
+    affected: SpecifierSet
+    look_for: str
+    fixed_by: tuple[str, ...] = ()  # patch labels (see versions.KNOWN_PATCHES) that fix it
+
+    @property
+    def url(self) -> str:
+        return _ISSUE_URL.format(self.id)
+
+    def affects(self, version: KubeRayVersion, affected: SpecifierSet | None = None) -> bool:
+        """True when ``version`` has the bug: inside the range and not patched with a fix."""
+        spec = affected if affected is not None else self.affected
+        if any(patch in self.fixed_by for patch in version.patches):
+            return False
+        return spec.contains(version.release, prereleases=True)
+
+    def xfail_reason(self, version: KubeRayVersion) -> str:
+        return f"KubeRay bug #{self.id} affects {version.label}: {self.title} ({self.url})"
+
+
+def parse_affected(text: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier as exc:
+        raise SettingsError(
+            f"kuberay_bug: affected={text!r} is not a version range; write it like '>=1.5.0,<1.5.1'"
+        ) from exc
+
+
+KNOWN_BUGS: dict[str, KnownBug] = {
+    bug.id: bug
+    for bug in (
+        KnownBug(
+            id="4189",
+            title="the active cluster receives the new Serve config during an incremental upgrade",
+            affected=SpecifierSet(">=1.5.0,<1.5.1"),
+            look_for="the active cluster's deployed_app_config changes at its second step-down, "
+            "step (60, 40, 40) with maxSurge 20",
+            fixed_by=("pr4212",),
+        ),
+    )
+}
+
+
+def lookup(bug_id: str) -> KnownBug:
+    """Return a registered bug, or say which ids exist."""
+    try:
+        return KNOWN_BUGS[str(bug_id)]
+    except KeyError:
+        known = ", ".join(sorted(KNOWN_BUGS))
+        raise SettingsError(
+            f"kuberay_bug: unknown bug id {bug_id!r}; registered ids: {known}. "
+            "Add it to pytest_kuberay/known_bugs.py (see README, 'Known bugs')."
+        ) from None

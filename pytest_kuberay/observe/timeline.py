@@ -1,0 +1,320 @@
+"""Samples of an upgrade, grouped into steps, with every Serve-config change on record.
+
+The recorder samples at a fixed rate (deadlines, not sleeps after work), so a
+state that lasts two sampling intervals is always sampled at least once. Steps
+and config changes are derived from the samples, never stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pytest_kuberay.observe.config_diff import ABSENT, FieldChange, config_diff
+from pytest_kuberay.observe.rayservice_status import RayServiceStatus, StatusSource
+from pytest_kuberay.observe.serve_probe import ServeProbe, ServeSnapshot
+from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
+
+__all__ = ["ConfigChange", "Sample", "Step", "StepKey", "Timeline", "TimelineRecorder"]
+
+log = logging.getLogger(__name__)
+
+StepKey = tuple[int, int, int]  # (active TC, pending TC, pending traffic routed percent)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """All snapshots at one instant plus the RayService status."""
+
+    t: float  # seconds since recording began
+    status: RayServiceStatus | None
+    snapshots: dict[str, ServeSnapshot]
+    status_error: str | None = None
+
+    @property
+    def key(self) -> StepKey | None:
+        return None if self.status is None else self.status.step_key
+
+    @property
+    def active_cluster(self) -> str | None:
+        return self.status.active.cluster if self.status and self.status.active else None
+
+    @property
+    def pending_cluster(self) -> str | None:
+        return self.status.pending.cluster if self.status and self.status.pending else None
+
+    def role_of(self, cluster: str) -> str:
+        if cluster == self.active_cluster:
+            return "active"
+        if cluster == self.pending_cluster:
+            return "pending"
+        return "other"
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A cluster's deployed app config changed (or appeared) between two of its snapshots."""
+
+    t: float
+    cluster: str
+    role: str
+    app: str
+    before: str | None  # fingerprint
+    after: str | None
+    step_key: StepKey | None
+    changes: tuple[FieldChange, ...]
+
+
+@dataclass
+class Step:
+    """A run of samples with the same (active TC, pending TC, pending traffic) and the same active cluster."""
+
+    index: int
+    key: StepKey
+    active_cluster: str | None
+    pending_cluster: str | None
+    samples: list[Sample]
+    timeline: Timeline = field(repr=False)
+    previous: Step | None = field(default=None, repr=False)
+
+    @property
+    def start(self) -> float:
+        return self.samples[0].t
+
+    @property
+    def end(self) -> float:
+        return self.samples[-1].t
+
+    @property
+    def phase(self) -> str:
+        """``before`` the pending cluster exists, ``upgrading`` while it does, ``promoted`` after."""
+        initial = self.timeline.initial_active
+        if initial is not None and self.active_cluster not in (None, initial):
+            return "promoted"
+        return "upgrading" if self.pending_cluster else "before"
+
+    @property
+    def plan(self) -> UpgradePlan | None:
+        return self.timeline.plan
+
+    def label(self) -> str:
+        active, pending, traffic = self.key
+        return f"step #{self.index} ({active}, {pending}, {traffic}) at t={self.start:.1f}s"
+
+
+class Timeline:
+    """Everything recorded during one upgrade."""
+
+    def __init__(self, samples: list[Sample], plan: UpgradePlan | None, interval: float) -> None:
+        self.samples = samples
+        self.plan = plan
+        self.interval = interval
+
+    @cached_property
+    def initial_active(self) -> str | None:
+        return next((s.active_cluster for s in self.samples if s.active_cluster), None)
+
+    @cached_property
+    def baseline(self) -> dict[str, dict[str, Any]]:
+        """The initial active cluster's deployed app configs, as first seen with apps."""
+        initial = self.initial_active
+        for sample in self.samples:
+            snap = sample.snapshots.get(initial or "")
+            if snap and snap.ok and snap.apps:
+                return {name: app.deployed_app_config or {} for name, app in snap.apps.items()}
+        return {}
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
+        for sample in self.samples:
+            if sample.key is None:
+                continue
+            last = steps[-1] if steps else None
+            if last and last.key == sample.key and last.active_cluster == sample.active_cluster:
+                last.samples.append(sample)
+                if sample.pending_cluster and not last.pending_cluster:
+                    last.pending_cluster = sample.pending_cluster
+                continue
+            steps.append(Step(len(steps), sample.key, sample.active_cluster, sample.pending_cluster,
+                              [sample], self, last))
+        return steps
+
+    @cached_property
+    def config_changes(self) -> list[ConfigChange]:
+        last_seen: dict[str, ServeSnapshot] = {}
+        changes: list[ConfigChange] = []
+        for sample in self.samples:
+            for cluster, snap in sample.snapshots.items():
+                if not snap.ok:
+                    continue
+                before = last_seen.get(cluster)
+                last_seen[cluster] = snap
+                if before is None:
+                    continue
+                for app in sorted(set(before.apps) | set(snap.apps)):
+                    old, new = before.apps.get(app), snap.apps.get(app)
+                    old_fp = old.fingerprint if old else None
+                    new_fp = new.fingerprint if new else None
+                    if old_fp == new_fp:
+                        continue
+                    diff = config_diff(
+                        old.deployed_app_config if old else ABSENT, new.deployed_app_config if new else ABSENT
+                    )
+                    changes.append(ConfigChange(sample.t, cluster, sample.role_of(cluster), app, old_fp,
+                                                new_fp, sample.key, tuple(diff)))
+        return changes
+
+    def step_keys(self) -> list[StepKey]:
+        return [step.key for step in self.steps]
+
+    def assert_each_step(self, *invariants: Callable[[Step], list[Any]]) -> None:
+        """Run every invariant on every step; fail with all violations, first one first."""
+        violations = [v for step in self.steps for inv in invariants for v in inv(step)]
+        if violations:
+            shown = "\n\n".join(str(v) for v in violations[:5])
+            more = f"\n\n... and {len(violations) - 5} more" if len(violations) > 5 else ""
+            raise AssertionError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interval": self.interval,
+            "plan": _plain(self.plan),
+            "initial_active": self.initial_active,
+            "steps": [
+                {"index": s.index, "key": list(s.key), "start": s.start, "end": s.end, "phase": s.phase,
+                 "active_cluster": s.active_cluster, "pending_cluster": s.pending_cluster,
+                 "samples": len(s.samples)}
+                for s in self.steps
+            ],
+            "config_changes": [_plain(c) for c in self.config_changes],
+            "samples": [_plain(s) for s in self.samples],
+        }
+
+    def write_json(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=repr))
+        return path
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return obj
+
+
+ProbeFactory = Callable[[str], ServeProbe]
+SampleListener = Callable[[Sample], None]
+
+
+class TimelineRecorder:
+    """Samples a RayService's status and every cluster's live Serve state at a fixed interval."""
+
+    def __init__(
+        self,
+        status_source: StatusSource,
+        probe_for: ProbeFactory,
+        interval: float = 0.5,
+        plan: UpgradePlan | None = None,
+        listeners: list[SampleListener] | None = None,
+    ) -> None:
+        self.status_source = status_source
+        self.probe_for = probe_for
+        self.interval = interval
+        self.plan = plan
+        self.listeners = list(listeners or [])
+        self._samples: list[Sample] = []
+        self._probes: dict[str, ServeProbe] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="serve-probe")
+        self._t0 = 0.0
+        self._lock = threading.Lock()
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _probe(self, cluster: str) -> ServeProbe:
+        if cluster not in self._probes:
+            self._probes[cluster] = self.probe_for(cluster)
+        return self._probes[cluster]
+
+    def sample_once(self) -> Sample:
+        """Take one sample now: status first (it defines the step), then all clusters in parallel."""
+        t = time.monotonic() - self._t0
+        status: RayServiceStatus | None = None
+        status_error = None
+        try:
+            status = self.status_source.read()
+        except Exception as exc:  # a status read failure is data, not a crash
+            status_error = f"{type(exc).__name__}: {exc}"
+        clusters = status.clusters() if status else []
+        futures = {c: self._pool.submit(self._probe(c).snapshot) for c in clusters}
+        wait(futures.values(), timeout=max(self.interval * 0.9, 0.05))
+        snapshots = {}
+        for cluster, fut in futures.items():
+            if fut.done():
+                snapshots[cluster] = fut.result()
+            else:
+                snapshots[cluster] = ServeSnapshot(cluster, time.monotonic(),
+                                                   error="probe slower than the sampling interval")
+        sample = Sample(t, status, snapshots, status_error)
+        with self._lock:
+            self._samples.append(sample)
+        for listener in self.listeners:
+            try:
+                listener(sample)
+            except Exception:
+                log.exception("timeline listener failed")
+        return sample
+
+    def _run(self) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            self.sample_once()
+            deadline += self.interval
+            now = time.monotonic()
+            if deadline < now:  # we fell behind; sample again at once and re-anchor
+                log.debug("sampling fell behind by %.3fs", now - deadline)
+                deadline = now
+            self._stop.wait(deadline - now)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="timeline-recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Timeline:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for probe in self._probes.values():
+            probe.close()
+        return self.timeline()
+
+    def timeline(self) -> Timeline:
+        """The samples so far, as a Timeline (safe to call while recording)."""
+        with self._lock:
+            return Timeline(list(self._samples), self.plan, self.interval)
+
+    def latest(self) -> Sample | None:
+        with self._lock:
+            return self._samples[-1] if self._samples else None
+
+    @contextmanager
+    def recording(self) -> Iterator[TimelineRecorder]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()

@@ -1,0 +1,147 @@
+"""pytest hooks only: options, markers, version parametrization, known-bug xfails, summary.
+
+Fixtures live in :mod:`pytest_kuberay.fixtures`; everything else is plain
+library code that the hooks call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_kuberay.errors import KubeRayTestError
+from pytest_kuberay.known_bugs import KnownBug, lookup, parse_affected
+from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
+from pytest_kuberay.versions import KubeRayVersion
+
+pytest_plugins = ["pytest_kuberay.fixtures"]
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+BUG_KEY = pytest.StashKey["BugVerdict"]()
+VERSION_ARG = "kuberay_version"
+
+_MARKERS = (
+    "kuberay_bug(id, affected=None): the test reproduces upstream KubeRay bug <id>; on affected versions "
+    "it is a strict xfail (see pytest_kuberay/known_bugs.py)",
+    "kuberay_min_version(version, reason): skip on KubeRay versions older than <version>",
+)
+
+
+@dataclass(frozen=True)
+class BugVerdict:
+    """What the known-bug registry decided for one collected test."""
+
+    bug: KnownBug
+    version: KubeRayVersion
+    expected_to_fail: bool
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kuberay", "KubeRay conformance (pytest-kuberay)")
+    for option in OPTIONS:
+        help_text = f"{option.help} [ini: {option.ini}, env: {option.env}]"
+        if option.is_flag:
+            group.addoption(option.flag, action="store_true", default=None, help=help_text)
+        else:
+            group.addoption(option.flag, action="store", default=None, metavar=option.metavar, help=help_text)
+        parser.addini(option.ini, help=option.help, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in _MARKERS:
+        config.addinivalue_line("markers", marker)
+    try:
+        config.stash[SETTINGS_KEY] = resolve_settings(config)
+    except KubeRayTestError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    return config.stash[SETTINGS_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs a KubeRay version once per ``--kuberay-version``."""
+    marked = metafunc.definition.get_closest_marker("kuberay_bug") is not None
+    if VERSION_ARG not in metafunc.fixturenames and not marked:
+        return
+    if VERSION_ARG not in metafunc.fixturenames:
+        metafunc.fixturenames.append(VERSION_ARG)
+    versions = settings_of(metafunc.config).versions
+    metafunc.parametrize(VERSION_ARG, versions, ids=[v.label for v in versions], scope="session")
+
+
+def _version_of(item: pytest.Item) -> KubeRayVersion | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(VERSION_ARG) if callspec else None
+
+
+def _apply_bug_marker(item: pytest.Item, settings: Settings) -> None:
+    marker = item.get_closest_marker("kuberay_bug")
+    version = _version_of(item)
+    if marker is None or version is None:
+        return
+    if not marker.args:
+        raise KubeRayTestError(f"{item.nodeid}: kuberay_bug needs the bug id, e.g. @pytest.mark.kuberay_bug('4189')")
+    bug = lookup(str(marker.args[0]))
+    affected_text = marker.kwargs.get("affected")
+    affected = parse_affected(affected_text) if affected_text else None
+    expected = bug.affects(version, affected) and not settings.ignore_known_bugs
+    item.stash[BUG_KEY] = BugVerdict(bug, version, expected)
+    if expected:
+        item.add_marker(pytest.mark.xfail(reason=bug.xfail_reason(version), strict=True))
+
+
+def _apply_min_version(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("kuberay_min_version")
+    version = _version_of(item)
+    if marker is None or version is None:
+        return
+    from packaging.version import Version
+
+    minimum = Version(str(marker.args[0]).lstrip("v"))
+    if version.release < minimum:
+        reason = marker.kwargs.get("reason") or (marker.args[1] if len(marker.args) > 1 else "")
+        item.add_marker(pytest.mark.skip(reason=f"needs KubeRay >= v{minimum}: {reason}".rstrip(": ")))
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = settings_of(config)
+    try:
+        for item in items:
+            _apply_bug_marker(item, settings)
+            _apply_min_version(item)
+    except KubeRayTestError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = settings_of(config)
+    versions = ", ".join(v.label for v in settings.versions)
+    return [f"kuberay: versions {versions}; provider {settings.provider}; artifacts {settings.artifacts_dir}"]
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Remember known-bug outcomes for the session summary."""
+    verdict = item.stash.get(BUG_KEY, None)
+    if verdict is None or call.when != "call":
+        return
+    item.config.stash.setdefault(_OUTCOMES_KEY, []).append((item.nodeid, verdict, call.excinfo is None))
+
+
+_OUTCOMES_KEY = pytest.StashKey[list[tuple[str, BugVerdict, bool]]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    outcomes = config.stash.get(_OUTCOMES_KEY, [])
+    if not outcomes:
+        return
+    terminalreporter.section("KubeRay known bugs")
+    for nodeid, verdict, passed in outcomes:
+        bug, version = verdict.bug, verdict.version.label
+        if verdict.expected_to_fail:
+            state = "NOT reproduced (strict xfail: this fails the run)" if passed else "reproduced, as registered"
+        else:
+            state = "not present, as registered" if passed else "FAILED on a version the registry calls unaffected"
+        terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {nodeid}")
