@@ -114,10 +114,13 @@ class Step:
 class Timeline:
     """Everything recorded during one upgrade."""
 
-    def __init__(self, samples: list[Sample], plan: UpgradePlan | None, interval: float) -> None:
+    def __init__(
+        self, samples: list[Sample], plan: UpgradePlan | None, interval: float, reconcile_seconds: float = 2.0
+    ) -> None:
         self.samples = samples
         self.plan = plan
         self.interval = interval
+        self.reconcile_seconds = reconcile_seconds  # how long the operator may take to act on a status
 
     @cached_property
     def initial_active(self) -> str | None:
@@ -188,6 +191,7 @@ class Timeline:
     def to_dict(self) -> dict[str, Any]:
         return {
             "interval": self.interval,
+            "reconcile_seconds": self.reconcile_seconds,
             "plan": _plain(self.plan),
             "initial_active": self.initial_active,
             "steps": [
@@ -226,7 +230,9 @@ class TimelineRecorder:
         interval: float = 0.5,
         plan: UpgradePlan | None = None,
         listeners: list[SampleListener] | None = None,
+        reconcile_seconds: float = 2.0,
     ) -> None:
+        self.reconcile_seconds = reconcile_seconds
         self.status_source = status_source
         self.probe_for = probe_for
         self.interval = interval
@@ -305,7 +311,7 @@ class TimelineRecorder:
     def timeline(self) -> Timeline:
         """The samples so far, as a Timeline (safe to call while recording)."""
         with self._lock:
-            return Timeline(list(self._samples), self.plan, self.interval)
+            return Timeline(list(self._samples), self.plan, self.interval, self.reconcile_seconds)
 
     def latest(self) -> Sample | None:
         with self._lock:

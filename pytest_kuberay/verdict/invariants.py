@@ -28,9 +28,6 @@ __all__ = [
     "traffic_within_capacity",
 ]
 
-RECONCILE_SECONDS = 2.0  # the operator requeues a RayService every 2 s during an upgrade
-
-
 @dataclass(frozen=True)
 class Violation:
     invariant: str
@@ -153,7 +150,7 @@ def live_capacity_matches_status(step: Step) -> list[Violation]:
     """A cluster's live ``target_capacity`` equals its status TC once a reconcile has passed."""
     if step.phase != "upgrading":
         return []
-    grace = RECONCILE_SECONDS + step.timeline.interval
+    grace = step.timeline.reconcile_seconds + step.timeline.interval
     active_tc, pending_tc, _ = step.key
     violations = []
     for role, cluster, want in (("active", step.active_cluster, active_tc),
