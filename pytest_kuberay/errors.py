@@ -7,7 +7,7 @@ The plugin turns them into one readable line instead of a stack trace.
 
 from __future__ import annotations
 
-__all__ = ["KubeRayTestError", "SettingsError", "ToolchainError", "ProviderError", "ServeConfigError"]
+__all__ = ["KubeRayTestError", "ProviderError", "ServeConfigError", "SettingsError", "ToolchainError"]
 
 
 class KubeRayTestError(Exception):

@@ -1,0 +1,53 @@
+# pytest-kuberay: every target installs what it needs itself (virtualenv, pip packages, apt packages).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+VERSION ?= v1.5.0
+VERSIONS ?= v1.5.0,v1.5.1
+APT_PACKAGES := iproute2 util-linux procps
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test unit lint e2e repro bench toolchain clean
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "missing apt packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,kind]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pytest_kuberay tests benchmarks suites
+	$(VENV)/bin/mypy
+
+## the plugin's own tests: unit, pytester, real Ray Serve, and the local provider where it can run
+test: lint
+	$(PYTEST) tests -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PYTEST) tests/unit tests/plugin -p no:cacheprovider -q
+
+## the conformance suites against a real cluster (provider: auto = kind if Docker answers, else local)
+e2e: $(STAMP)
+	$(PYTEST) suites --kuberay-version=$(VERSIONS) -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+## reproduce bug 4189 on one version and print the verdict
+repro: $(STAMP)
+	$(PYTEST) suites --kuberay-version=$(VERSION) -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+## prebuild the Docker-free local cluster's binaries (first build takes many minutes)
+toolchain: $(STAMP)
+	$(PY) -m pytest_kuberay.providers.local.toolchain --all
+
+bench: $(STAMP)
+	$(PY) benchmarks/probe_bench.py
+
+clean:
+	rm -rf $(VENV) kuberay-artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info
