@@ -1,0 +1,117 @@
+"""KubeRay at a version: its CRDs, and the operator run as a local process.
+
+The local provider (and ``--kuberay-source`` on any provider) runs the real
+operator binary, built from the Go module at the requested version, out of
+cluster with ``--use-kubernetes-proxy`` so it reaches Ray dashboards through the
+API server exactly as our probe does. It can be restarted on demand: a suite
+restarts it mid-upgrade to check that nothing depends on its in-memory cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import httpx
+
+from pytest_kuberay.install.apply import apply_manifests, load_manifests
+from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.local.processes import ManagedProcess, wait_until
+from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_operator
+from pytest_kuberay.versions import KubeRayVersion
+
+__all__ = ["OperatorProcess", "install_kuberay_crds"]
+
+log = logging.getLogger(__name__)
+
+INCREMENTAL_UPGRADE_GATE = "RayServiceIncrementalUpgrade"
+
+
+def install_kuberay_crds(cluster: ClusterHandle, version: KubeRayVersion) -> list[str]:
+    """Server-side apply this version's CRDs (Helm installs CRDs only once, so we always do it ourselves)."""
+    applied = apply_manifests(cluster.dynamic, load_manifests(crd_dir("kuberay", version.tag)))
+    _wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
+    return applied
+
+
+def _wait_crds_established(cluster: ClusterHandle, names: list[str], timeout: float = 60.0) -> None:
+    from kubernetes import client
+
+    api = client.ApiextensionsV1Api(cluster.api_client)
+
+    def pending() -> list[str]:
+        waiting = []
+        for name in names:
+            crd = api.read_custom_resource_definition(name)
+            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+            if conditions.get("Established") != "True":
+                waiting.append(name)
+        return waiting
+
+    wait_until(lambda: not pending(), timeout=timeout, what=f"CRDs established: {', '.join(names)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    """The real KubeRay operator, out of cluster, with the incremental-upgrade gate on."""
+
+    def __init__(self, version: KubeRayVersion, kubeconfig: Path, run_dir: Path, source: Path | None = None) -> None:
+        self.version = version
+        self.kubeconfig = kubeconfig
+        self.run_dir = run_dir
+        self.source = source
+        self.binary: Path | None = None
+        self.process: ManagedProcess | None = None
+        self.restarts = 0
+        self.log_paths: list[Path] = []
+
+    def _argv(self, probe_port: int, metrics_port: int) -> list[str]:
+        assert self.binary is not None
+        return [
+            str(self.binary),
+            f"--feature-gates={INCREMENTAL_UPGRADE_GATE}=true",
+            "--use-kubernetes-proxy",
+            "--enable-leader-election=false",
+            f"--health-probe-bind-address=127.0.0.1:{probe_port}",
+            f"--metrics-addr=127.0.0.1:{metrics_port}",
+            "--log-stdout-encoder=console",
+        ]
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.binary is None:
+            self.binary = ensure_operator(self.version.label, self.source)
+        probe_port = _free_port()
+        log_path = self.run_dir / f"kuberay-operator-{self.restarts}.log"
+        self.log_paths.append(log_path)
+        self.process = ManagedProcess(
+            "kuberay-operator", self._argv(probe_port, _free_port()), log_path,
+            env={"KUBECONFIG": str(self.kubeconfig)},
+        )
+        self.process.start()
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=timeout, what=f"KubeRay operator {self.version.label} /readyz",
+                   processes=[self.process])
+        log.info("KubeRay operator %s running (pid %s, log %s)", self.version.label, self.process.pid, log_path)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop and start again: the operator loses its in-memory Serve-config cache (upstream issue 4717)."""
+        self.stop()
+        self.restarts += 1
+        self.start(timeout)
