@@ -98,9 +98,15 @@ def _apply_min_version(item: pytest.Item) -> None:
     version = _version_of(item)
     if marker is None or version is None:
         return
-    from packaging.version import Version
+    from packaging.version import InvalidVersion, Version
 
-    minimum = Version(str(marker.args[0]).lstrip("v"))
+    try:
+        minimum = Version(str(marker.args[0]).lstrip("v"))
+    except (IndexError, InvalidVersion):
+        raise KubeRayTestError(
+            f"{item.nodeid}: kuberay_min_version needs a version, e.g. "
+            "@pytest.mark.kuberay_min_version('v1.6.0', reason='rollback')"
+        ) from None
     if version.release < minimum:
         reason = marker.kwargs.get("reason") or (marker.args[1] if len(marker.args) > 1 else "")
         item.add_marker(pytest.mark.skip(reason=f"needs KubeRay >= v{minimum}: {reason}".rstrip(": ")))
@@ -127,6 +133,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     verdict = item.stash.get(BUG_KEY, None)
     if verdict is None or call.when != "call":
         return
+    if call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception):
+        return  # a skip says nothing about the bug
     item.config.stash.setdefault(_OUTCOMES_KEY, []).append((item.nodeid, verdict, call.excinfo is None))
 
 

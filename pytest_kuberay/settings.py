@@ -175,16 +175,17 @@ class _ConfigLike(Protocol):
     def getini(self, name: str) -> Any: ...
 
 
-def _raw_value(config: _ConfigLike, option: Option, environ: dict[str, str]) -> str | None:
+def _raw_value(config: _ConfigLike, option: Option, environ: dict[str, str]) -> tuple[str | None, str]:
+    """The option's text and where it came from, in precedence order."""
     cli = config.getoption(option.flag)
     if cli is not None and cli is not False:
-        return "true" if cli is True else str(cli)
+        return ("true" if cli is True else str(cli)), "command line"
     if option.env in environ:
-        return environ[option.env]
+        return environ[option.env], f"environment variable {option.env}"
     ini = config.getini(option.ini)
     if ini not in (None, "", []):
-        return str(ini)
-    return option.default
+        return str(ini), f"ini key {option.ini}"
+    return option.default, "default"
 
 
 def resolve_settings(config: _ConfigLike, environ: dict[str, str] | None = None) -> Settings:
@@ -192,6 +193,11 @@ def resolve_settings(config: _ConfigLike, environ: dict[str, str] | None = None)
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        raw = _raw_value(config, option, env)
-        values[option.field] = None if raw is None else option.parse(raw)
+        raw, source = _raw_value(config, option, env)
+        try:
+            values[option.field] = None if raw is None else option.parse(raw)
+        except SettingsError as exc:
+            if source == "command line":
+                raise
+            raise SettingsError(f"{exc} [value from {source}]") from None
     return Settings(**values)

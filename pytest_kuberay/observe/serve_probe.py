@@ -160,8 +160,11 @@ class ServeProbe:
             if response.status_code != 200:
                 body = response.text.strip().replace("\n", " ")[:200]
                 return ServeSnapshot(self.cluster, taken_at, error=f"HTTP {response.status_code}: {body}")
-            return parse_applications(self.cluster, response.json(), taken_at)
-        except (httpx.HTTPError, ValueError) as exc:
+            body = response.json()
+            if not isinstance(body, dict):
+                return ServeSnapshot(self.cluster, taken_at, error=f"unexpected body: {type(body).__name__}")
+            return parse_applications(self.cluster, body, taken_at)
+        except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:
             return ServeSnapshot(self.cluster, taken_at, error=f"{type(exc).__name__}: {exc}")
 
     def put_config(self, config: dict[str, Any], timeout: float = 60.0) -> None:

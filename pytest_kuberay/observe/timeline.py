@@ -189,7 +189,7 @@ class Timeline:
             raise AssertionError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "interval": self.interval,
             "reconcile_seconds": self.reconcile_seconds,
             "plan": _plain(self.plan),
@@ -203,6 +203,7 @@ class Timeline:
             "config_changes": [_plain(c) for c in self.config_changes],
             "samples": [_plain(s) for s in self.samples],
         }
+        return json.loads(json.dumps(data, default=repr))  # ABSENT -> "<absent>", tuples -> lists
 
     def write_json(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,11 +263,14 @@ class TimelineRecorder:
         except Exception as exc:  # a status read failure is data, not a crash
             status_error = f"{type(exc).__name__}: {exc}"
         clusters = status.clusters() if status else []
-        futures = {c: self._pool.submit(self._probe(c).snapshot) for c in clusters}
+        futures = {c: self._pool.submit(lambda c=c: self._probe(c).snapshot()) for c in clusters}
         wait(futures.values(), timeout=max(self.interval * 0.9, 0.05))
         snapshots = {}
         for cluster, fut in futures.items():
-            if fut.done():
+            if fut.done() and fut.exception() is not None:
+                exc = fut.exception()
+                snapshots[cluster] = ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
+            elif fut.done():
                 snapshots[cluster] = fut.result()
             else:
                 snapshots[cluster] = ServeSnapshot(cluster, time.monotonic(),

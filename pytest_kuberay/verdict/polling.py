@@ -17,6 +17,9 @@ __all__ = ["eventually"]
 T = TypeVar("T")
 
 
+_RAISED = object()
+
+
 class _NotYet(Exception):
     def __init__(self, value: Any, reason: str) -> None:
         super().__init__(reason)
@@ -48,7 +51,7 @@ def eventually(
         except AssertionError:
             raise
         except Exception as exc:
-            raise _NotYet(None, f"{type(exc).__name__}: {exc}") from exc
+            raise _NotYet(_RAISED, f"{type(exc).__name__}: {exc}") from exc
         verdict = condition(value)
         if verdict is True or verdict is None or verdict == "":
             return value
@@ -66,7 +69,7 @@ def eventually(
     except RetryError as err:
         last = err.last_attempt.exception()
         assert isinstance(last, _NotYet)
-        seen = "nothing (observe raised)" if last.value is None else show(last.value)
+        seen = "nothing (observe raised)" if last.value is _RAISED else show(last.value)
         raise AssertionError(
             f"timed out after {timeout:g}s waiting for {description}: {last.reason}\nlast seen: {seen}"
         ) from None

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from pytest_kuberay.verdict.polling import eventually
 
 
-def counter(*values: object) -> Callable[[], object]:
+def counter(*values: Any) -> Callable[[], Any]:
     """Returns ``values`` one per call (raising those that are exceptions), then repeats the last."""
-    it: Iterator[object] = iter(values)
-    last: list[object] = [None]
+    it: Iterator[Any] = iter(values)
+    last: list[Any] = [None]
 
-    def observe() -> object:
+    def observe() -> Any:
         last[0] = next(it, last[0])
         if isinstance(last[0], Exception):
             raise last[0]

@@ -154,6 +154,9 @@ def test_write_json_round_trips(tmp_path: Path) -> None:
 # -- the recorder, against a schedule -----------------------------------------------------------
 
 
+State = tuple[RayServiceStatus | Exception, dict[str, str | None]]
+
+
 class World:
     """A RayService and its clusters that move through ``states`` on a time.monotonic schedule.
 
@@ -162,8 +165,7 @@ class World:
     state the last status read saw, as a real cluster would within one sample.
     """
 
-    def __init__(self, states: list[tuple[RayServiceStatus | Exception, dict[str, str | None]]],
-                 hold: float, probe_delay: float = 0.0) -> None:
+    def __init__(self, states: list[State], hold: float, probe_delay: float = 0.0) -> None:
         self.states, self.hold, self.probe_delay = states, hold, probe_delay
         self.t0: float | None = None
         self.current = 0
@@ -219,7 +221,7 @@ def record(world: World, interval: float, **kwargs: Any) -> Timeline:
 
 
 def test_recorder_records_an_upgrade_through_promotion() -> None:
-    both = {ACTIVE: "v1", PENDING: "v2"}
+    both: dict[str, str | None] = {ACTIVE: "v1", PENDING: "v2"}
     world = World([
         (status(), {ACTIVE: "v1"}),
         (status(100, 20, 0), {ACTIVE: "v1", PENDING: None}),
@@ -305,11 +307,33 @@ def test_the_recorder_never_misses_a_state_of_two_intervals() -> None:
     keys = [(100 - i, i, i) for i in range(30)]
 
     def one_run(_: int) -> list[tuple[int, int, int]]:
-        world = World([(status(a, p, t), {ACTIVE: "v1", PENDING: "v2"}) for a, p, t in keys],
-                      hold=2 * interval, probe_delay=0.4 * interval)
+        states: list[State] = [(status(a, p, t), {ACTIVE: "v1", PENDING: "v2"}) for a, p, t in keys]
+        world = World(states, hold=2 * interval, probe_delay=0.4 * interval)
         return record(world, interval=interval).step_keys()
 
     with ThreadPoolExecutor(3) as pool:
         runs = list(pool.map(one_run, range(3)))
     for run, seen in enumerate(runs):
         assert seen == keys, f"run {run}: missed {sorted(set(keys) - set(seen))}"
+
+
+def test_a_probe_that_raises_becomes_an_error_snapshot_and_recording_goes_on() -> None:
+    """ServeProbe promises never to raise, but a recorder that dies on one probe bug records nothing."""
+
+    class RaisingProbe:
+        def snapshot(self) -> ServeSnapshot:
+            raise RuntimeError("unexpected payload")
+
+        def close(self) -> None:
+            pass
+
+    world = World([(status(), {}), (status(100, 20, 0), {})], hold=0.15)
+    recorder = TimelineRecorder(world, lambda _: RaisingProbe(), interval=0.05)  # type: ignore[arg-type,return-value]
+    with recorder.recording():
+        while not world.finished():
+            time.sleep(0.02)
+        time.sleep(0.1)
+    tl = recorder.timeline()
+    assert tl.step_keys() == [(100, 0, 0), (100, 20, 0)]
+    error = tl.samples[0].snapshots[ACTIVE].error
+    assert error is not None and "unexpected payload" in error

@@ -69,7 +69,7 @@ def test_bad_versions_are_usage_errors(text: str, why: str) -> None:
 
 @pytest.mark.parametrize("text", ["", " , ,", "v1.5.0,bogus"])
 def test_bad_lists_are_usage_errors(text: str) -> None:
-    with pytest.raises(SettingsError, match="Known releases: v1.5.0"):
+    with pytest.raises(SettingsError, match=r"Known releases: v1\.5\.0"):
         parse_version_list(text)
 
 
