@@ -1,15 +1,36 @@
-"""Fixtures the plugin offers. Cluster, install and workload fixtures build on these."""
+"""Fixtures the plugin offers: a cluster, KubeRay at each version, a namespace per test, RayServices, upgrades.
+
+Session fixtures bring up what is expensive once (the cluster and its gateway
+controller; the operator once per ``--kuberay-version``); function fixtures
+give each test its own namespace, deleted afterwards.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_kuberay.errors import KubeRayTestError
 from pytest_kuberay.settings import Settings
+from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["kuberay_artifacts", "kuberay_settings"]
+__all__ = [
+    "kuberay_artifacts",
+    "kuberay_cluster",
+    "kuberay_namespace",
+    "kuberay_operator",
+    "kuberay_settings",
+    "rayservice",
+    "rayservice_factory",
+    "upgrade",
+]
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +48,114 @@ def kuberay_artifacts(request: pytest.FixtureRequest, kuberay_settings: Settings
     path = kuberay_settings.artifacts_dir / safe
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _fail(exc: KubeRayTestError) -> None:
+    pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kuberay_cluster(kuberay_settings: Settings) -> Iterator[Any]:
+    """A cluster with the Gateway API CRDs and a gateway controller, from the chosen provider."""
+    from pytest_kuberay.providers.select import resolve_provider
+
+    provider = resolve_provider(kuberay_settings.provider)
+    with ExitStack() as stack:
+        try:
+            if provider == "local":
+                from pytest_kuberay.providers.local.stack import local_stack
+
+                yield stack.enter_context(local_stack(kuberay_settings))
+            elif provider == "kind":
+                from pytest_kuberay.providers.select import docker_engine_answers
+
+                if not docker_engine_answers():
+                    pytest.skip("no Docker engine: kind provider unavailable (use --kuberay-provider=local)")
+                pytest.skip("the kind provider is not built yet (issue 5); use --kuberay-provider=local")
+            else:
+                pytest.skip("the existing-cluster provider is not built yet (issue 5); use --kuberay-provider=local")
+        except KubeRayTestError as exc:
+            _fail(exc)
+
+
+@pytest.fixture(scope="session")
+def kuberay_operator(kuberay_cluster: Any, kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> Iterator[Any]:
+    """KubeRay at ``kuberay_version``: its CRDs applied and the operator running with the incremental gate on."""
+    try:
+        operator = kuberay_cluster.install_kuberay(kuberay_version, kuberay_settings.source)
+    except KubeRayTestError as exc:
+        _fail(exc)
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+def _namespace_name(request: pytest.FixtureRequest) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.originalname.lower().removeprefix("test_")).strip("-")
+    suffix = "-".join(p for p in (worker, secrets.token_hex(2)) if p)
+    return f"kr-{base[: 50 - len(suffix)]}-{suffix}".strip("-")
+
+
+@pytest.fixture
+def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
+                      kuberay_artifacts: Path) -> Iterator[str]:
+    """A fresh namespace for one test; on failure its objects, events and logs go to the artifacts."""
+    from pytest_kuberay.report.artifacts import collect_failure_artifacts
+    from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
+
+    name = _namespace_name(request)
+    create_namespace(kuberay_cluster.handle, name)
+    try:
+        yield name
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            collect_failure_artifacts(kuberay_cluster, name, kuberay_artifacts)
+        delete_namespace(kuberay_cluster.handle, name, timeout=kuberay_settings.timeout(120))
+
+
+@pytest.fixture
+def rayservice_factory(kuberay_cluster: Any, kuberay_operator: Any, kuberay_namespace: str,
+                       kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> Callable[..., Any]:
+    """Deploy the echo RayService with given upgrade options and wait until it serves."""
+    from pytest_kuberay.drive.deploy import deploy_rayservice
+    from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice
+
+    def deploy(name: str = "echo", max_surge_percent: int = 20, step_size_percent: int = 20,
+               interval_seconds: int = 5) -> Any:
+        options = IncrementalUpgradeOptions(
+            gateway_class=kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class,
+            max_surge_percent=max_surge_percent, step_size_percent=step_size_percent,
+            interval_seconds=interval_seconds)
+        manifest = echo_rayservice(name, kuberay_namespace, kuberay_settings.ray_image_for(kuberay_version),
+                                   options)
+        return deploy_rayservice(kuberay_cluster.handle, manifest, timeout=kuberay_settings.timeout(600))
+
+    return deploy
+
+
+@pytest.fixture
+def rayservice(rayservice_factory: Callable[..., Any]) -> Any:
+    """The echo RayService with maxSurge 20 / stepSize 20, Ready and serving v1."""
+    return rayservice_factory()
+
+
+@pytest.fixture
+def upgrade(kuberay_settings: Settings, kuberay_artifacts: Path) -> Callable[..., Any]:
+    """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
+    from pytest_kuberay.drive.upgrade import record_upgrade
+    from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
+
+    def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
+            interval: float = 0.5) -> Any:
+        new_manifest = apply_change(deployed.manifest, cluster_change, serve_change)
+        labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
+        plan = upgrade_plan(deployed.manifest, new_manifest, labels)
+        timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
+                                  interval=interval)
+        timeline.write_json(kuberay_artifacts / "timeline.json")
+        return timeline
+
+    return run

@@ -7,6 +7,7 @@ library code that the hooks call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"kuberay: versions {versions}; provider {settings.provider}; artifacts {settings.artifacts_dir}"]
 
 
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item (fixtures collect artifacts when the call failed)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    _record_bug_outcome(item, call)
+    return report
+
+
+def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
     """Remember known-bug outcomes for the session summary."""
     verdict = item.stash.get(BUG_KEY, None)
     if verdict is None or call.when != "call":

@@ -18,7 +18,7 @@ import httpx
 
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
 from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_component
 
 __all__ = ["TRAEFIK_CONTROLLER", "TraefikGateway", "gateway_class", "install_gateway_api_crds"]
@@ -52,7 +52,8 @@ class TraefikGateway:
     """Traefik as the Gateway API controller of the local cluster, run as a process."""
 
     def __init__(self, cluster: ClusterHandle, api_url: str, ca_file: Path, token: str, listen_ip: str,
-                 run_dir: Path, class_name: str = "traefik") -> None:
+                 run_dir: Path, class_name: str = "traefik", spawn: ProcessFactory = ManagedProcess) -> None:
+        self.spawn = spawn
         self.cluster = cluster
         self.api_url, self.ca_file, self.token = api_url, ca_file, token
         self.listen_ip = listen_ip
@@ -80,7 +81,7 @@ class TraefikGateway:
             "TRAEFIK_PROVIDERS_KUBERNETESGATEWAY_CERTAUTHFILEPATH": str(self.ca_file),
             "TRAEFIK_PROVIDERS_KUBERNETESGATEWAY_STATUSADDRESS_IP": self.listen_ip,
         }
-        self.process = ManagedProcess("traefik", [str(binary)], self.run_dir / "traefik.log", env=env)
+        self.process = self.spawn("traefik", [str(binary)], self.run_dir / "traefik.log", env)
         self.process.start()
 
         def ping() -> bool:

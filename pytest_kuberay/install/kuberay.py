@@ -17,7 +17,7 @@ import httpx
 
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
 from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_operator
 from pytest_kuberay.versions import KubeRayVersion
 
@@ -61,7 +61,9 @@ def _free_port() -> int:
 class OperatorProcess:
     """The real KubeRay operator, out of cluster, with the incremental-upgrade gate on."""
 
-    def __init__(self, version: KubeRayVersion, kubeconfig: Path, run_dir: Path, source: Path | None = None) -> None:
+    def __init__(self, version: KubeRayVersion, kubeconfig: Path, run_dir: Path, source: Path | None = None,
+                 spawn: ProcessFactory = ManagedProcess) -> None:
+        self.spawn = spawn
         self.version = version
         self.kubeconfig = kubeconfig
         self.run_dir = run_dir
@@ -89,10 +91,8 @@ class OperatorProcess:
         probe_port = _free_port()
         log_path = self.run_dir / f"kuberay-operator-{self.restarts}.log"
         self.log_paths.append(log_path)
-        self.process = ManagedProcess(
-            "kuberay-operator", self._argv(probe_port, _free_port()), log_path,
-            env={"KUBECONFIG": str(self.kubeconfig)},
-        )
+        self.process = self.spawn("kuberay-operator", self._argv(probe_port, _free_port()), log_path,
+                                  {"KUBECONFIG": str(self.kubeconfig)})
         self.process.start()
 
         def ready() -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -113,6 +114,19 @@ def parse_applications(cluster: str, payload: dict[str, Any], taken_at: float) -
     )
 
 
+def _tls_context(conf: Any) -> ssl.SSLContext | bool:
+    """TLS settings of a kubernetes client Configuration as one SSLContext.
+
+    httpx ignores ``cert=`` when ``verify`` is a path, so CA and client certificate go in one context.
+    """
+    if not conf.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=conf.ssl_ca_cert) if conf.ssl_ca_cert else ssl.create_default_context()
+    if conf.cert_file:
+        context.load_cert_chain(conf.cert_file, conf.key_file)
+    return context
+
+
 class ServeProbe:
     """Reads (and, for test drivers, writes) one cluster's Serve REST API."""
 
@@ -146,9 +160,7 @@ class ServeProbe:
         token = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
         if token:
             headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-        cert = (conf.cert_file, conf.key_file) if conf.cert_file else None
-        verify: bool | str = conf.ssl_ca_cert if conf.verify_ssl and conf.ssl_ca_cert else bool(conf.verify_ssl)
-        client = httpx.Client(base_url=conf.host, headers=headers, cert=cert, verify=verify, timeout=timeout)
+        client = httpx.Client(base_url=conf.host, headers=headers, verify=_tls_context(conf), timeout=timeout)
         prefix = f"/api/v1/namespaces/{namespace}/services/{service}:{port_name}/proxy"
         return cls(cluster, client, prefix)
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import logging
 import secrets
 import shutil
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,6 +121,11 @@ class LocalControlPlane:
         return {name: self.log_dir / f"{name}.log" for name in names}
 
     @property
+    def run(self) -> RunRecord | None:
+        """The run record that holds this control plane's PIDs (None when started without one)."""
+        return self._run
+
+    @property
     def processes(self) -> list[ManagedProcess]:
         """The running component processes, in start order."""
         return self._supervisor.processes
@@ -195,11 +202,14 @@ class LocalControlPlane:
                 "--log-level=warn",
             ]
 
-        def healthy() -> bool:
-            reply = http.get(f"{self.etcd_url}/health")
-            return reply.status_code == 200 and reply.json().get("health") == "true"
-
-        self._start_component("etcd", argv, healthy, "etcd /health", deadline)
+        self._start_component(
+            "etcd",
+            argv,
+            lambda: http.get(f"{self.etcd_url}/health").text.strip(),
+            lambda body: '"health":"true"' in body,
+            "etcd GET /health to report health true",
+            deadline,
+        )
 
     def _start_apiserver(self, binary: Path, deadline: float) -> None:
         gateway = self.network.gateway_ip
@@ -231,7 +241,8 @@ class LocalControlPlane:
             self._start_component(
                 "kube-apiserver",
                 argv,
-                lambda: api.get(f"{self.api_url}/readyz").text.strip() == "ok",
+                lambda: api.get(f"{self.api_url}/readyz").text.strip(),
+                lambda body: body == "ok",
                 "kube-apiserver GET /readyz to answer ok",
                 deadline,
             )
@@ -253,27 +264,38 @@ class LocalControlPlane:
         ]
         self._supervisor.start(self._process("kube-controller-manager", argv))
 
-        def exists(path: str) -> bool:
-            return api.get(f"{self.api_url}{path}").status_code == 200
+        def get(path: str) -> httpx.Response:
+            return api.get(f"{self.api_url}{path}")
 
-        def kubernetes_endpoints() -> bool:
-            reply = api.get(f"{self.api_url}/api/v1/namespaces/default/endpoints/kubernetes")
+        def endpoint_ips() -> list[str]:
+            reply = get("/api/v1/namespaces/default/endpoints/kubernetes")
             subsets = (reply.json().get("subsets") or []) if reply.status_code == 200 else []
-            ips = {a.get("ip") for s in subsets for a in s.get("addresses", [])}
-            return self.network.gateway_ip in ips
+            return [str(a.get("ip")) for s in subsets for a in s.get("addresses", [])]
 
-        for what, check in [
-            ("the kubernetes Service's endpoints to list the bridge IP", kubernetes_endpoints),
+        wait_until(
+            endpoint_ips,
+            condition=lambda ips: self.network.gateway_ip in ips,
+            timeout=_remaining(deadline),
+            what=f"the kubernetes Service's endpoints to list the bridge IP {self.network.gateway_ip}",
+            processes=self.processes,
+        )
+        for what, path in [
             (
                 "the default ServiceAccount in namespace default (kube-controller-manager's serviceaccount-controller)",
-                lambda: exists("/api/v1/namespaces/default/serviceaccounts/default"),
+                "/api/v1/namespaces/default/serviceaccounts/default",
             ),
             (
-                "ConfigMap kube-root-ca.crt in namespace default (root-ca-certificate-publisher-controller)",
-                lambda: exists("/api/v1/namespaces/default/configmaps/kube-root-ca.crt"),
+                "ConfigMap kube-root-ca.crt in namespace default (its root-ca-certificate-publisher-controller)",
+                "/api/v1/namespaces/default/configmaps/kube-root-ca.crt",
             ),
         ]:
-            wait_until(check, timeout=_remaining(deadline), what=what, processes=self.processes)
+            wait_until(
+                functools.partial(get, path),
+                condition=lambda reply: reply.status_code == 200 or f"HTTP {reply.status_code}",
+                timeout=_remaining(deadline),
+                what=what,
+                processes=self.processes,
+            )
 
     def _start_scheduler(self, binary: Path, deadline: float) -> None:
         def argv() -> list[str]:
@@ -282,8 +304,6 @@ class LocalControlPlane:
             return [
                 str(binary),
                 f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={port}",
@@ -295,7 +315,8 @@ class LocalControlPlane:
             self._start_component(
                 "kube-scheduler",
                 argv,
-                lambda: http.get(f"https://127.0.0.1:{self._scheduler_port}/readyz").text.strip() == "ok",
+                lambda: http.get(f"https://127.0.0.1:{self._scheduler_port}/readyz").text.strip(),
+                lambda body: body == "ok",
                 "kube-scheduler GET /readyz to answer ok",
                 deadline,
             )
@@ -304,7 +325,8 @@ class LocalControlPlane:
         self,
         name: str,
         argv: Callable[[], list[str]],
-        ready: Callable[[], bool],
+        observe: Callable[[], str],
+        ready: Callable[[str], bool],
         what: str,
         deadline: float,
     ) -> ManagedProcess:
@@ -312,7 +334,9 @@ class LocalControlPlane:
         for attempt in range(1, _PORT_RETRIES + 1):
             proc = self._supervisor.start(self._process(name, argv()))
             try:
-                wait_until(ready, timeout=_remaining(deadline), what=what, processes=self.processes)
+                wait_until(
+                    observe, condition=ready, timeout=_remaining(deadline), what=what, processes=self.processes
+                )
                 return proc
             except ProviderError:
                 if proc.alive() or _PORT_CONFLICT not in proc.tail(50) or attempt == _PORT_RETRIES:
@@ -353,11 +377,10 @@ class LocalControlPlane:
         return ManagedProcess(name, argv, self.log_paths[name], env=env, die_with_parent=self.die_with_parent)
 
     def _admin_http(self) -> httpx.Client:
-        return httpx.Client(
-            verify=str(self.pki.ca_cert),
-            cert=(str(self.pki.admin_cert), str(self.pki.admin_key)),
-            timeout=5.0,
-        )
+        # An SSLContext, not verify=<path>/cert=<tuple>: httpx 0.28 ignores cert= when verify is a path.
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
+        return httpx.Client(verify=context, timeout=5.0)
 
     def _write_kubeconfig(self) -> None:
         """An admin kubeconfig with the CA and client cert embedded, so it can be copied anywhere."""

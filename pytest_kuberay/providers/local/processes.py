@@ -250,13 +250,14 @@ def wait_until(
     timeout: float,
     what: str,
     processes: Iterable[ManagedProcess] = (),
+    condition: Callable[[T], bool | str | None] = bool,
     interval: float = 0.25,
     log_lines: int = 30,
 ) -> T:
-    """Poll ``check`` until it returns a truthy value (exceptions mean "not yet"); return that value.
+    """Poll ``check`` until ``condition`` holds for what it returns (exceptions mean "not yet"); return it.
 
     Stops at once with a :class:`ProviderError` if one of ``processes`` exits, showing its
-    log tail. On timeout the error names ``what``, the last thing seen, and the log tail of
+    log tail. On timeout the error names ``what``, the last value seen, and the log tail of
     the last process in ``processes`` (the one being waited for).
     """
     watched = list(processes)
@@ -269,7 +270,7 @@ def wait_until(
 
     started = time.monotonic()
     try:
-        return eventually(observe, bool, timeout=timeout, interval=interval, description=what)
+        return eventually(observe, condition, timeout=timeout, interval=interval, description=what)
     except _Exited as exc:
         raise ProviderError(
             f"{exc.proc.name} exited while waiting for {what} "

@@ -1,0 +1,84 @@
+"""Run an incremental upgrade and record it: every cluster's live Serve config, at every step, to promotion.
+
+The probe reaches each Ray cluster's dashboard through the API server's
+service proxy (``<cluster>-head-svc:dashboard``), the same path the operator
+uses with ``--use-kubernetes-proxy``, so no port-forward is needed on any
+provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
+from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
+from pytest_kuberay.observe.serve_probe import ServeProbe
+from pytest_kuberay.observe.timeline import SampleListener, Timeline, TimelineRecorder
+from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
+
+__all__ = ["head_service", "record_upgrade", "serve_probe_factory"]
+
+log = logging.getLogger(__name__)
+
+
+def head_service(cluster_name: str) -> str:
+    """KubeRay names a RayCluster's head Service ``<cluster>-head-svc``; its dashboard port is ``dashboard``."""
+    return f"{cluster_name}-head-svc"
+
+
+def serve_probe_factory(deployed: DeployedRayService, timeout: float = 2.0) -> Callable[[str], ServeProbe]:
+    def probe_for(cluster_name: str) -> ServeProbe:
+        return ServeProbe.via_api_server(cluster_name, deployed.namespace, head_service(cluster_name),
+                                         deployed.cluster.api_client, timeout=timeout)
+
+    return probe_for
+
+
+def _promoted_from(initial_active: str) -> Callable[[RayServiceStatus], str]:
+    def check(status: RayServiceStatus) -> str:
+        if status.active is None or status.active.cluster == initial_active:
+            return f"the active cluster is still {initial_active}"
+        if status.pending is not None:
+            return "a pending cluster is still present"
+        return serving(status)
+
+    return check
+
+
+def record_upgrade(
+    deployed: DeployedRayService,
+    new_manifest: dict[str, Any],
+    plan: UpgradePlan,
+    timeout: float,
+    interval: float = 0.5,
+    listeners: Sequence[SampleListener] = (),
+    settle: float = 3.0,
+) -> Timeline:
+    """Apply ``new_manifest`` and record until the pending cluster is promoted and serving.
+
+    The recorder starts before the change, so the active cluster's config at
+    the start (the baseline) is on record; it keeps going ``settle`` seconds
+    after promotion so the final state is sampled too.
+    """
+    source = KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name)
+    recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=max(interval, 1.0)),
+                                interval=interval, plan=plan, listeners=list(listeners))
+    initial = deployed.status()
+    if initial.active is None:
+        raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")
+    with recorder.recording():
+        eventually(recorder.latest, lambda s: bool(s and s.snapshots.get(initial.active.cluster or "")
+                                                   and s.snapshots[initial.active.cluster].apps),
+                   timeout=60, interval=0.5, description="a first snapshot of the active cluster's Serve apps",
+                   show=lambda s: repr(s and s.snapshots))
+        log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, initial.active.cluster)
+        deployed.apply(new_manifest)
+        eventually(deployed.status, _promoted_from(initial.active.cluster), timeout=timeout, interval=2.0,
+                   description=f"promotion of a new cluster for RayService {deployed.namespace}/{deployed.name}",
+                   show=describe_status)
+        time.sleep(settle)
+    return recorder.timeline()

@@ -1,0 +1,96 @@
+"""The Docker-free local cluster: control plane, gateway controller and (part 2) the node agent.
+
+Everything runs as processes of this machine, recorded in the run's
+``state.json`` and marked with the run id in their environment, so a crashed
+session's leftovers are reaped by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_kuberay.errors import ProviderError
+from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.local.control_plane import LocalControlPlane, run_control_plane
+from pytest_kuberay.providers.local.processes import ManagedProcess
+from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env
+
+__all__ = ["LocalCluster", "check_local_prerequisites", "local_cluster"]
+
+log = logging.getLogger(__name__)
+
+_REQUIRED_COMMANDS = ("ip", "unshare", "nsenter", "mount")
+
+
+def check_local_prerequisites() -> None:
+    """Fail with one message naming everything the local provider lacks on this machine."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("it must run as root (network namespaces, bridges and mounts)")
+    missing = [c for c in _REQUIRED_COMMANDS if shutil.which(c) is None]
+    if missing:
+        problems.append(f"missing commands {', '.join(missing)} (apt-get install iproute2 util-linux)")
+    if shutil.which("go") is None:
+        problems.append("no `go` on PATH to build Kubernetes, etcd, Traefik and KubeRay (install Go >= 1.24)")
+    if problems:
+        raise ProviderError("the local provider cannot run here: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class LocalCluster:
+    """A running local cluster and the means to start more processes that belong to its run."""
+
+    handle: ClusterHandle
+    control_plane: LocalControlPlane
+    run: RunRecord
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.run_dir
+
+    def process(self, name: str, argv: Sequence[str], log_path: Path,
+                env: Mapping[str, str] | None = None) -> ManagedProcess:
+        """A ManagedProcess that the run registry knows about once started (reaped after a crash)."""
+        return _RecordedProcess(self.run, name, argv, log_path, {**(env or {}), **marker_env(self.run.run_id)})
+
+
+class _RecordedProcess(ManagedProcess):
+    def __init__(self, run: RunRecord, name: str, argv: Sequence[str], log_path: Path,
+                 env: Mapping[str, str]) -> None:
+        super().__init__(name, argv, log_path, env=env)
+        self._run = run
+
+    def start(self) -> ManagedProcess:
+        super().start()
+        self._run.add_process(self)
+        return self
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        pid = self.pid
+        code = super().stop(grace)
+        self._run.forget_processes([pid])
+        return code
+
+
+@contextmanager
+def local_cluster(timeout: float = 120.0, keep_logs_in: Path | None = None) -> Iterator[LocalCluster]:
+    """Bring up the control plane on its own bridge; tear everything down on exit, failure or Ctrl-C."""
+    check_local_prerequisites()
+    with run_control_plane(timeout=timeout, keep_logs_in=keep_logs_in) as control_plane:
+        run = control_plane.run
+        if run is None:
+            raise RuntimeError("run_control_plane always records its run")
+        handle = ClusterHandle(
+            name=f"local-{run.run_id}",
+            provider="local",
+            kubeconfig=control_plane.kubeconfig,
+            default_gateway_class="traefik",
+            log_files=dict(control_plane.log_paths),
+        )
+        yield LocalCluster(handle, control_plane, run)

@@ -1,0 +1,59 @@
+"""The local provider as the suites see it: cluster + Gateway API + Traefik, and KubeRay on request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_crds
+from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
+from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.local.cluster import LocalCluster, local_cluster
+from pytest_kuberay.settings import Settings
+from pytest_kuberay.versions import KubeRayVersion
+
+__all__ = ["LocalStack", "local_stack"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalStack:
+    cluster: LocalCluster
+    gateway: TraefikGateway
+
+    @property
+    def handle(self) -> ClusterHandle:
+        return self.cluster.handle
+
+    @property
+    def gateway_url(self) -> str:
+        return self.gateway.url
+
+    def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> OperatorProcess:
+        """Apply this version's CRDs and start its operator (built from the Go module, or ``source``)."""
+        install_kuberay_crds(self.handle, version)
+        operator = OperatorProcess(version, self.handle.kubeconfig, self.cluster.run_dir, source=source,
+                                   spawn=self.cluster.process)
+        operator.start()
+        self.handle.log_files["kuberay-operator"] = operator.log_paths[-1]
+        return operator
+
+
+@contextmanager
+def local_stack(settings: Settings) -> Iterator[LocalStack]:
+    with local_cluster(timeout=settings.timeout(120),
+                       keep_logs_in=settings.artifacts_dir / "local-cluster") as cluster:
+        install_gateway_api_crds(cluster.handle)
+        control_plane = cluster.control_plane
+        gateway = TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file,
+                                 control_plane.admin_token, control_plane.network.gateway_ip, cluster.run_dir,
+                                 class_name=settings.gateway_class or "traefik", spawn=cluster.process)
+        gateway.start(timeout=settings.timeout(60))
+        try:
+            yield LocalStack(cluster, gateway)
+        finally:
+            gateway.stop()

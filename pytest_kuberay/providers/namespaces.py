@@ -1,0 +1,43 @@
+"""Per-test namespaces: created labelled as ours, deleted and waited for, never someone else's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.verdict.polling import eventually
+
+__all__ = ["MANAGED_LABEL", "create_namespace", "delete_namespace"]
+
+MANAGED_LABEL = {"app.kubernetes.io/managed-by": "pytest-kuberay"}
+
+
+def create_namespace(cluster: ClusterHandle, name: str) -> None:
+    cluster.core.create_namespace({"metadata": {"name": name, "labels": MANAGED_LABEL}})
+
+
+def _gone(cluster: ClusterHandle, name: str) -> Any:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return cluster.core.read_namespace(name).status.phase
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def delete_namespace(cluster: ClusterHandle, name: str, timeout: float) -> None:
+    """Delete a namespace we created and wait until it is gone (its pods included)."""
+    from kubernetes.client.exceptions import ApiException
+
+    namespace = cluster.core.read_namespace(name)
+    if (namespace.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "pytest-kuberay":
+        raise RuntimeError(f"refusing to delete namespace {name}: it is not labelled as created by pytest-kuberay")
+    try:
+        cluster.core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    eventually(lambda: _gone(cluster, name), lambda phase: phase is None, timeout=timeout, interval=1.0,
+               description=f"namespace {name} deleted", show=lambda phase: f"phase {phase}")

@@ -1,0 +1,59 @@
+"""What a failed test leaves for a person: objects as YAML, events, and the component logs.
+
+Secrets and kubeconfigs are never written; managedFields are dropped so the
+YAML reads like what was applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["collect_failure_artifacts"]
+
+log = logging.getLogger(__name__)
+
+_CUSTOM = (
+    ("ray.io", "v1", "rayservices"),
+    ("ray.io", "v1", "rayclusters"),
+    ("gateway.networking.k8s.io", "v1", "gateways"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+)
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    obj.get("metadata", {}).pop("managedFields", None)
+    return obj
+
+
+def collect_failure_artifacts(stack: Any, namespace: str, out: Path) -> list[Path]:
+    """Write the namespace's KubeRay/Gateway objects, pods, events and the component logs to ``out``."""
+    cluster = stack.handle
+    written: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for group, version, plural in _CUSTOM:
+            items = cluster.custom.list_namespaced_custom_object(group, version, namespace, plural)["items"]
+            path = out / f"{plural}.yaml"
+            path.write_text(yaml.safe_dump_all([_clean(i) for i in items], sort_keys=False))
+            written.append(path)
+        pods = cluster.api_client.sanitize_for_serialization(cluster.core.list_namespaced_pod(namespace))
+        (out / "pods.yaml").write_text(yaml.safe_dump_all([_clean(p) for p in pods["items"]], sort_keys=False))
+        events = cluster.core.list_namespaced_event(namespace).items
+        lines = [f"{e.last_timestamp or e.event_time} {e.type} {e.involved_object.kind}/{e.involved_object.name} "
+                 f"{e.reason}: {e.message}" for e in events]
+        (out / "events.txt").write_text("\n".join(lines) + "\n")
+        written += [out / "pods.yaml", out / "events.txt"]
+    except Exception as exc:  # artifacts must never hide the test's own failure
+        log.warning("could not collect objects of namespace %s: %s", namespace, exc)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    for name, path in cluster.log_files.items():
+        if path.is_file():
+            shutil.copy2(path, logs / f"{name}.log")
+            written.append(logs / f"{name}.log")
+    return written
