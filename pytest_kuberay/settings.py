@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pytest_kuberay.errors import SettingsError
 from pytest_kuberay.versions import DEFAULT_KUBERAY_VERSION, KubeRayVersion, parse_version_list
 
-__all__ = ["OPTIONS", "PROVIDERS", "Option", "Settings", "resolve_settings"]
+__all__ = ["OPTIONS", "PROVIDERS", "Option", "Settings", "default_settings", "resolve_settings"]
 
 PROVIDERS = ("auto", "kind", "local", "existing")
 
@@ -200,4 +200,11 @@ def resolve_settings(config: _ConfigLike, environ: dict[str, str] | None = None)
             if source == "command line":
                 raise
             raise SettingsError(f"{exc} [value from {source}]") from None
+    return Settings(**values)
+
+
+def default_settings(**overrides: Any) -> Settings:
+    """Settings as if no option were given, with ``overrides`` (field names) applied: for library use and tests."""
+    values = {o.field: None if o.default is None else o.parse(o.default) for o in OPTIONS}
+    values.update(overrides)
     return Settings(**values)

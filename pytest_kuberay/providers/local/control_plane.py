@@ -23,7 +23,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import yaml
@@ -34,6 +34,9 @@ from pytest_kuberay.providers.local.network import BridgeNetwork
 from pytest_kuberay.providers.local.pki import ADMIN_GROUP, ADMIN_USER, ClusterPKI, generate_pki
 from pytest_kuberay.providers.local.processes import ManagedProcess, Supervisor, wait_until
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env, new_run, reap_stale_runs
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 __all__ = [
     "CONTROLLERS",
@@ -130,11 +133,12 @@ class LocalControlPlane:
         """The running component processes, in start order."""
         return self._supervisor.processes
 
-    def api_client(self) -> Any:
-        """A ``kubernetes.client.ApiClient`` authenticated with the admin client certificate."""
+    def api_client(self) -> ApiClient:
+        """A ``kubernetes.client.ApiClient`` authenticated with the admin client certificate; close it when done."""
         from kubernetes import config  # heavy import, only when a client is wanted
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        client: ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return client
 
     # --------------------------------------------------------------------------------- start
 
@@ -145,10 +149,11 @@ class LocalControlPlane:
         ``default`` ServiceAccount and ``kube-root-ca.crt`` exist in ``default`` (so the
         controller manager's service-account and root-CA controllers run).
         """
-        started = time.monotonic()
-        deadline = started + timeout
         try:
-            self._start(deadline)
+            # Builds (minutes, first run only) happen before the clock starts: ``timeout`` is for starting.
+            binaries = self._binaries()
+            started = time.monotonic()
+            self._start(binaries, started + timeout)
         except BaseException:
             log.info("control plane start failed; stopping what was started")
             with contextlib.suppress(Exception):
@@ -158,12 +163,11 @@ class LocalControlPlane:
         log.info("control plane ready at %s in %.1fs", self.api_url, self.start_seconds)
         return self
 
-    def _start(self, deadline: float) -> None:
-        binaries = {
-            name: toolchain.ensure_component(name)
-            for name in ("etcd", "kube-apiserver", "kube-controller-manager")
-            + (("kube-scheduler",) if self.scheduler else ())
-        }
+    def _binaries(self) -> dict[str, Path]:
+        """Each component's binary; a build already running elsewhere is waited for (toolchain's lock)."""
+        return {name: toolchain.ensure_component(name) for name in self.log_paths}
+
+    def _start(self, binaries: dict[str, Path], deadline: float) -> None:
         self.kubernetes_version = toolchain.component_version("kube-apiserver")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
@@ -334,9 +338,7 @@ class LocalControlPlane:
         for attempt in range(1, _PORT_RETRIES + 1):
             proc = self._supervisor.start(self._process(name, argv()))
             try:
-                wait_until(
-                    observe, condition=ready, timeout=_remaining(deadline), what=what, processes=self.processes
-                )
+                wait_until(observe, condition=ready, timeout=_remaining(deadline), what=what, processes=self.processes)
                 return proc
             except ProviderError:
                 if proc.alive() or _PORT_CONFLICT not in proc.tail(50) or attempt == _PORT_RETRIES:

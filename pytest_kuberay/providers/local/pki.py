@@ -166,9 +166,7 @@ def generate_pki(
     _write(pki.service_account_key, _key_pem(sa_key), secret=True)
     _write(
         pki.service_account_pub,
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     log.debug("generated PKI in %s (API server IPs %s)", directory, ", ".join(ips))
     return pki

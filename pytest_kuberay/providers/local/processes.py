@@ -327,3 +327,6 @@ class Supervisor:
         if errors:
             raise ProviderError("could not stop every process: " + "; ".join(errors))
 
+
+# How installers start processes: plain ManagedProcess, or a run-recorded one on the local provider.
+ProcessFactory = Callable[[str, Sequence[str], Path, Mapping[str, str] | None], ManagedProcess]

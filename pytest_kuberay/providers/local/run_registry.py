@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -127,6 +128,7 @@ class RunRecord:
     def __init__(self, run_dir: Path, state: RunState) -> None:
         self.run_dir = run_dir
         self.state = state
+        self._lock = threading.Lock()  # processes may be started (and recorded) from several threads
 
     @property
     def run_id(self) -> str:
@@ -141,24 +143,28 @@ class RunRecord:
 
     def save(self) -> None:
         """Write ``state.json`` via a temp file and rename, so a reader never sees half a file."""
-        tmp = self.run_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+        tmp = self.run_dir / f".{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(asdict(self.state), indent=2) + "\n")
         os.replace(tmp, self.run_dir / STATE_FILE)
 
     def set_bridge(self, name: str | None) -> None:
         """Record the bridge this run owns."""
-        self.state.bridge = name
-        self.save()
+        with self._lock:
+            self.state.bridge = name
+            self.save()
 
     def add_process(self, proc: ManagedProcess) -> None:
         """Record a started process (call right after start, before waiting for it)."""
-        self.state.processes.append(RecordedProcess(proc.name, proc.pid, proc.start_ticks))
-        self.save()
+        with self._lock:
+            self.state.processes.append(RecordedProcess(proc.name, proc.pid, proc.start_ticks))
+            self.save()
 
     def forget_processes(self, pids: Sequence[int]) -> None:
         """Drop processes that were stopped cleanly."""
-        self.state.processes = [p for p in self.state.processes if p.pid not in set(pids)]
-        self.save()
+        gone = set(pids)
+        with self._lock:
+            self.state.processes = [p for p in self.state.processes if p.pid not in gone]
+            self.save()
 
     def teardown(self) -> list[str]:
         """Kill what is left of this run, delete its bridge and remove its directory; say what was removed."""
@@ -217,11 +223,15 @@ def teardown_run(run_dir: Path, state: RunState | None) -> list[str]:
     removed: list[str] = []
     if state is not None:
         same_boot = not state.boot_id or state.boot_id == boot_id()
+        killed: set[int] = set()
         for proc in state.processes if same_boot else []:
             if proc.start_ticks is not None and is_running(proc.pid, proc.start_ticks):
                 _kill(proc.pid, group=True)  # started with a new session: pgid == pid
+                killed.add(proc.pid)
                 removed.append(f"process {proc.name} (pid {proc.pid})")
         for pid in _marked_pids(state.run_id):
+            if pid in killed:  # SIGKILLed above, still exiting
+                continue
             _kill(pid, group=False)
             removed.append(f"process pid {pid} (marked {RUN_MARKER_ENV}={state.run_id})")
         try:
@@ -290,8 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 state = RunRecord.load(run_dir).state
                 status = "alive" if state.owner_alive() else "stale"
-                print(f"{run_dir.name}  owner {state.owner_pid} {status}  bridge {state.bridge or '-'}  "
-                      f"{len(state.processes)} processes")
+                print(
+                    f"{run_dir.name}  owner {state.owner_pid} {status}  bridge {state.bridge or '-'}  "
+                    f"{len(state.processes)} processes"
+                )
             except (OSError, ValueError, KeyError, TypeError):
                 print(f"{run_dir.name}  <no readable {STATE_FILE}>")
         return 0

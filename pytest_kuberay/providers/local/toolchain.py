@@ -423,16 +423,15 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Pa
     log.debug("%s: %d packages compiled, %d modules downloaded", what, compiled, downloaded)
     if rc != 0:
         raise ToolchainError(
-            f"building {what} failed (go exit status {rc}). Full build log: {log_path}\n"
-            f"Last lines:\n{_tail(log_path)}"
+            f"building {what} failed (go exit status {rc}). Full build log: {log_path}\nLast lines:\n{_tail(log_path)}"
         )
 
 
 def _install(built: Path, dest: Path, meta: dict[str, object]) -> None:
     """Move a finished binary into place atomically and record how it was built."""
     built.chmod(built.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    os.replace(built, dest)
     (dest.parent / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(built, dest)  # last: an existing dest always means a complete build
 
 
 def _build_binary(what: str, dest: Path, build: BuildFn, extra_meta: dict[str, object] | None = None) -> Path:
@@ -663,20 +662,18 @@ def ensure_operator(version: str, source: Path | None = None) -> Path:
             args = [_go(), "build", "-v", "-trimpath", "-mod=readonly", "-o", str(out), "."]
             _run_go(args, cwd=op_dir, env=_build_env(), log_path=log_path, what=f"ray-operator {label}")
 
-        return _build_binary(
-            f"ray-operator {label}", dest, build_source, {"version": version, "source": str(op_dir)}
-        )
+        return _build_binary(f"ray-operator {label}", dest, build_source, {"version": version, "source": str(op_dir)})
 
     parsed = parse_operator_version(version)
     dest = bin_root / parsed.label / OPERATOR_BINARY
     if dest.is_file():
         return dest
-    _go()
+    # Before announcing a build: a readable error when the proxy refuses the release.
+    module_dir = _operator_module_dir(parsed.release)
 
     if parsed.pr is None:
 
         def build_release(out: Path, log_path: Path) -> None:
-            _operator_module_dir(parsed.release)  # readable error when the proxy refuses it
             gobin = Path(tempfile.mkdtemp(prefix=".gobin-", dir=out.parent))
             try:
                 args = [_go(), "install", "-v", "-trimpath", f"{OPERATOR_MODULE}@{parsed.release}"]
@@ -694,16 +691,15 @@ def ensure_operator(version: str, source: Path | None = None) -> Path:
         return _build_binary(f"ray-operator {parsed.label}", dest, build_release, {"version": parsed.label})
 
     patch = KNOWN_PATCHES[parsed.pr]
+    patched_source = patch.apply((module_dir / patch.path).read_text())  # fails loudly before building
 
     def build_patched(out: Path, log_path: Path) -> None:
-        module_dir = _operator_module_dir(parsed.release)
         work = Path(tempfile.mkdtemp(prefix=f"ray-operator-{parsed.label}-", dir=_neutral_cwd()))
         try:
             tree = work / "ray-operator"
             shutil.copytree(module_dir, tree, symlinks=True)
             _make_writable(tree)
-            target = tree / patch.path
-            target.write_text(patch.apply(target.read_text()))
+            (tree / patch.path).write_text(patched_source)
             log.info("applied PR %d to %s %s: %s", patch.pr, parsed.release, patch.path, patch.summary)
             args = [_go(), "build", "-v", "-trimpath", "-mod=readonly", "-o", str(out), "."]
             _run_go(args, cwd=tree, env=_build_env(), log_path=log_path, what=f"ray-operator {parsed.label}")
