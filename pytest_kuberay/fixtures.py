@@ -79,7 +79,8 @@ def kuberay_cluster(kuberay_settings: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def kuberay_operator(kuberay_cluster: Any, kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> Iterator[Any]:
+def kuberay_operator(kuberay_cluster: Any, kuberay_version: KubeRayVersion,
+                     kuberay_settings: Settings) -> Iterator[Any]:
     """KubeRay at ``kuberay_version``: its CRDs applied and the operator running with the incremental gate on."""
     try:
         operator = kuberay_cluster.install_kuberay(kuberay_version, kuberay_settings.source)
@@ -102,8 +103,8 @@ def _namespace_name(request: pytest.FixtureRequest) -> str:
 def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
                       kuberay_artifacts: Path) -> Iterator[str]:
     """A fresh namespace for one test; on failure its objects, events and logs go to the artifacts."""
-    from pytest_kuberay.report.artifacts import collect_failure_artifacts
     from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
+    from pytest_kuberay.report.artifacts import collect_failure_artifacts
 
     name = _namespace_name(request)
     create_namespace(kuberay_cluster.handle, name)

@@ -205,6 +205,6 @@ def resolve_settings(config: _ConfigLike, environ: dict[str, str] | None = None)
 
 def default_settings(**overrides: Any) -> Settings:
     """Settings as if no option were given, with ``overrides`` (field names) applied: for library use and tests."""
-    values = {o.field: None if o.default is None else o.parse(o.default) for o in OPTIONS}
+    values: dict[str, Any] = {o.field: None if o.default is None else o.parse(o.default) for o in OPTIONS}
     values.update(overrides)
     return Settings(**values)

@@ -70,14 +70,14 @@ def record_upgrade(
     initial = deployed.status()
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")
+    active = initial.active.cluster
     with recorder.recording():
-        eventually(recorder.latest, lambda s: bool(s and s.snapshots.get(initial.active.cluster or "")
-                                                   and s.snapshots[initial.active.cluster].apps),
+        eventually(recorder.latest, lambda s: bool(s and active in s.snapshots and s.snapshots[active].apps),
                    timeout=60, interval=0.5, description="a first snapshot of the active cluster's Serve apps",
                    show=lambda s: repr(s and s.snapshots))
-        log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, initial.active.cluster)
+        log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, active)
         deployed.apply(new_manifest)
-        eventually(deployed.status, _promoted_from(initial.active.cluster), timeout=timeout, interval=2.0,
+        eventually(deployed.status, _promoted_from(active), timeout=timeout, interval=2.0,
                    description=f"promotion of a new cluster for RayService {deployed.namespace}/{deployed.name}",
                    show=describe_status)
         time.sleep(settle)

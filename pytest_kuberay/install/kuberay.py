@@ -44,7 +44,7 @@ def _wait_crds_established(cluster: ClusterHandle, names: list[str], timeout: fl
         waiting = []
         for name in names:
             crd = api.read_custom_resource_definition(name)
-            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+            conditions = {c.type: c.status for c in ((crd.status and crd.status.conditions) or [])}
             if conditions.get("Established") != "True":
                 waiting.append(name)
         return waiting

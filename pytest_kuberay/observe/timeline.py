@@ -253,6 +253,13 @@ class TimelineRecorder:
             self._probes[cluster] = self.probe_for(cluster)
         return self._probes[cluster]
 
+    def _snapshot(self, cluster: str) -> ServeSnapshot:
+        """A probe's snapshot; even a probe that raises yields a snapshot, so the recorder never dies."""
+        try:
+            return self._probe(cluster).snapshot()
+        except Exception as exc:
+            return ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
+
     def sample_once(self) -> Sample:
         """Take one sample now: status first (it defines the step), then all clusters in parallel."""
         t = time.monotonic() - self._t0
@@ -263,18 +270,13 @@ class TimelineRecorder:
         except Exception as exc:  # a status read failure is data, not a crash
             status_error = f"{type(exc).__name__}: {exc}"
         clusters = status.clusters() if status else []
-        futures = {c: self._pool.submit(lambda c=c: self._probe(c).snapshot()) for c in clusters}
+        futures = {c: self._pool.submit(self._snapshot, c) for c in clusters}
         wait(futures.values(), timeout=max(self.interval * 0.9, 0.05))
-        snapshots = {}
-        for cluster, fut in futures.items():
-            if fut.done() and fut.exception() is not None:
-                exc = fut.exception()
-                snapshots[cluster] = ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
-            elif fut.done():
-                snapshots[cluster] = fut.result()
-            else:
-                snapshots[cluster] = ServeSnapshot(cluster, time.monotonic(),
-                                                   error="probe slower than the sampling interval")
+        snapshots = {
+            cluster: fut.result() if fut.done() else
+            ServeSnapshot(cluster, time.monotonic(), error="probe slower than the sampling interval")
+            for cluster, fut in futures.items()
+        }
         sample = Sample(t, status, snapshots, status_error)
         with self._lock:
             self._samples.append(sample)

@@ -1,7 +1,8 @@
-"""Part 1 of the local provider: real control plane, Traefik and KubeRay operator; pods stay Pending.
+"""Part 1 of the local provider: real control plane, Traefik and KubeRay operator; the pods stay Pending.
 
 The real operator creates the RayCluster and Gateway for a RayService with
-NewClusterWithIncrementalUpgrade; real Traefik accepts and programs the Gateway. No node agent runs here, so the Ray pods are created and stay Pending.
+NewClusterWithIncrementalUpgrade; real Traefik accepts and programs the
+Gateway. No node agent runs here, so the Ray pods are created and stay Pending.
 """
 
 from __future__ import annotations

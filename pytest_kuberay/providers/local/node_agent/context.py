@@ -50,7 +50,12 @@ class ApiObjects:
         """A token for ``service_account`` bound to ``pod`` (TokenRequest API), and its lifetime in seconds."""
         spec: JSON = {
             "expirationSeconds": expiration_seconds,
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]},
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"]["uid"],
+            },
         }
         if audiences:
             spec["audiences"] = audiences

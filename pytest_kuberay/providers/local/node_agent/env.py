@@ -103,7 +103,8 @@ def field_value(pod: JSON, field_path: str) -> str:
 def resource_value(pod: JSON, ref: JSON, allocatable: Mapping[str, str], default_container: str | None = None) -> str:
     """A ``resourceFieldRef``: the container's limit (or request), defaulting to the node's allocatable."""
     name = ref.get("containerName") or default_container
-    containers = {c["name"]: c for c in pod.get("spec", {}).get("containers", []) + pod["spec"].get("initContainers", [])}
+    spec = pod.get("spec", {})
+    containers = {c["name"]: c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
     if name not in containers:
         raise ConfigError(f"resourceFieldRef names unknown container {name!r}")
     resources = containers[name].get("resources") or {}
@@ -166,16 +167,16 @@ def container_env(
                 if ref.get("optional"):
                     continue
                 raise ConfigError(f'{"Secret" if secret else "ConfigMap"} "{ref["name"]}" not found')
-            for key, value in _data(obj, secret=secret).items():
+            for key, data in _data(obj, secret=secret).items():
                 if _ENV_NAME.match(prefix + key):
-                    defined[prefix + key] = value
+                    defined[prefix + key] = data
     for var in container.get("env") or []:
         name = var["name"]
         if "value" in var or "valueFrom" not in var:
             defined[name] = expand(str(var.get("value", "")), defined)
             continue
         source = var["valueFrom"]
-        value: str | None
+        value: str | None = None
         if "fieldRef" in source:
             value = field_value(pod, source["fieldRef"]["fieldPath"])
         elif "resourceFieldRef" in source:

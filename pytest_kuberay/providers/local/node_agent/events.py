@@ -6,6 +6,7 @@ pod stuck here explains itself. Posting never blocks a pod worker and never fail
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -40,7 +41,9 @@ class EventRecorder:
         self._queue.put(None)
         self._thread.join(timeout=5)
 
-    def emit(self, pod: JSON, reason: str, message: str, *, warning: bool = False, container: str | None = None) -> None:
+    def emit(
+        self, pod: JSON, reason: str, message: str, *, warning: bool = False, container: str | None = None
+    ) -> None:
         """Queue one event about ``pod`` (dropped if the queue is full)."""
         meta = pod.get("metadata", {})
         now = datetime.now(timezone.utc)
@@ -68,11 +71,10 @@ class EventRecorder:
             "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "count": 1,
         }
-        (log.warning if warning else log.info)("pod %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message)
-        try:
+        level = logging.WARNING if warning else logging.INFO
+        log.log(level, "pod %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message)
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(event)
-        except queue.Full:
-            pass
 
     def _run(self) -> None:
         while True:

@@ -33,7 +33,11 @@ __all__ = [
 ]
 
 CLUSTER_DOMAIN = "cluster.local"
-RESOLV_CONF = "# written by the pytest-kuberay node agent: no cluster DNS, fail fast\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+RESOLV_CONF = (
+    "# written by the pytest-kuberay node agent: no cluster DNS, fail fast\n"
+    "nameserver 127.0.0.1\n"
+    "options timeout:1 attempts:1\n"
+)
 
 
 @dataclass(frozen=True)

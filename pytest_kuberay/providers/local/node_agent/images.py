@@ -84,9 +84,8 @@ def image_profile(image: str, python_env: Path, host_path: str | None = None) ->
     """The profile for ``image`` (see the module docstring)."""
     host = host_path if host_path is not None else os.environ.get("PATH", DEFAULT_HOST_PATH)
     if is_ray_image(image):
-        return ImageProfile(
-            ray=True, path=f"{python_env / 'bin'}:{DEFAULT_HOST_PATH}", home=RAY_HOME, workdir=RAY_HOME, private_home=True
-        )
+        path = f"{python_env / 'bin'}:{DEFAULT_HOST_PATH}"
+        return ImageProfile(ray=True, path=path, home=RAY_HOME, workdir=RAY_HOME, private_home=True)
     return ImageProfile(ray=False, path=host, home="/root", workdir="/", private_home=False)
 
 

@@ -98,7 +98,7 @@ class Informer:
 
     def _watch(self, resource_version: str) -> None:
         while not self._stop.is_set():
-            for event in self.kube.watch(self.path, resource_version, **self.params):
+            for event in self.kube.watch(self.path, resource_version, self.params):
                 kind, obj = event.get("type"), event.get("object", {})
                 if kind == "ERROR":
                     code = int(obj.get("code", 0) or 0)

@@ -165,10 +165,12 @@ class KubeClient:
         """DELETE ``path`` with optional DeleteOptions."""
         return self.request("DELETE", path, body=body)
 
-    def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 300, **params: Any) -> Iterator[JSON]:
+    def watch(
+        self, path: str, resource_version: str, params: Mapping[str, str] | None = None, *, timeout_seconds: int = 300
+    ) -> Iterator[JSON]:
         """Yield watch events (``{"type": ..., "object": ...}``) from ``resource_version`` until the server ends it."""
         query = {
-            **params,
+            **(params or {}),
             "watch": "true",
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",

@@ -41,9 +41,8 @@ class IpAllocator:
     def __init__(self, cidr: str, gateway_ip: str, *, first_host: int = FIRST_HOST) -> None:
         self.network = ipaddress.IPv4Network(cidr)
         gateway = ipaddress.IPv4Address(gateway_ip)
-        self._pool = [
-            ip for ip in self.network.hosts() if ip != gateway and int(ip) - int(self.network.network_address) >= first_host
-        ]
+        base = int(self.network.network_address)
+        self._pool = [ip for ip in self.network.hosts() if ip != gateway and int(ip) - base >= first_host]
         self._used: set[ipaddress.IPv4Address] = set()
         self._next = 0
         self._lock = threading.Lock()
@@ -76,7 +75,7 @@ def netns_exists(name: str) -> bool:
 
 
 def delete_pod_network(netns: str, host_veth: str) -> None:
-    """Delete the host veth first (``ip netns del`` is asynchronous and a name may be reused at once), then the netns."""
+    """Delete the host veth, then the netns (``ip netns del`` is asynchronous; the veth name may be reused at once)."""
     proc = _ip("link", "del", "dev", host_veth, check=False)
     if proc.returncode != 0 and "Cannot find device" not in proc.stderr and "does not exist" not in proc.stderr:
         log.warning("deleting veth %s: %s", host_veth, proc.stderr.strip())

@@ -241,7 +241,9 @@ class PodWorker:
             allocatable=config.allocatable,
         )
         self.volumes.materialize()
-        self.sandbox.start(self.volumes.mounts(private_home=home), self._hostname())
+        holder = self.sandbox.start(self.volumes.mounts(private_home=home), self._hostname())
+        # The holder first: a reaper that kills it before its parent leaves no orphan behind.
+        self.ctx.state.add_process(self.uid, holder)
         if self.sandbox.launcher_pid is not None:
             self.ctx.state.add_process(self.uid, self.sandbox.launcher_pid)
         self.sandbox_ready = True
@@ -454,7 +456,8 @@ class PodWorker:
         self._start_probes(runtime, env, workdir)
 
     def _start_probes(self, runtime: ContainerRuntime, env: dict[str, str], workdir: str) -> None:
-        for kind, field in (("startup", "startupProbe"), ("readiness", "readinessProbe"), ("liveness", "livenessProbe")):
+        kinds = (("startup", "startupProbe"), ("readiness", "readinessProbe"), ("liveness", "livenessProbe"))
+        for kind, field in kinds:
             probe = runtime.spec.get(field)
             if not probe or (runtime.init and not runtime.sidecar):
                 continue
@@ -617,7 +620,12 @@ class PodWorker:
 
     def _finalize(self) -> None:
         """Delete the pod object for good (grace 0, only this incarnation)."""
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": self.uid},
+        }
         try:
             self.ctx.kube.delete(f"/api/v1/namespaces/{self.namespace}/pods/{self.name}", body)
             log.info("pod %s: deleted", self.key)

@@ -89,20 +89,25 @@ def _kill(pid: int, ticks: int | None) -> bool:
     return True
 
 
-def reap(agent_dir: Path) -> list[str]:
-    """Remove every process, network namespace, veth and pod directory a (dead) agent recorded.
+def reap(agent_dir: Path, *, stop_agent: bool = True) -> list[str]:
+    """Remove every process, network namespace, veth and pod directory an agent recorded in ``agent_dir``.
 
     Killing a pod's holder (PID 1 of its PID namespace) kills everything in the pod and
-    frees its mount namespace with all its mounts, which the host never saw.
+    frees its mount namespace with all its mounts, which the host never saw. If the agent
+    that wrote the file still runs, it is killed first (``stop_agent``), or a RuntimeError
+    says so (an agent starting in a directory another live agent uses).
     """
     path = agent_dir / STATE_FILE
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
-    if is_running(int(data.get("agent_pid", 0)), data.get("agent_start_ticks")) and data.get("agent_pid") != os.getpid():
-        log.info("agent pid %s is alive; stopping it before reaping", data["agent_pid"])
-        _kill(int(data["agent_pid"]), data.get("agent_start_ticks"))
+    agent_pid = int(data.get("agent_pid", 0))
+    if agent_pid != os.getpid() and is_running(agent_pid, data.get("agent_start_ticks")):
+        if not stop_agent:
+            raise RuntimeError(f"another node agent (pid {agent_pid}) is running with directory {agent_dir}")
+        log.info("agent pid %s is alive; killing it before reaping", agent_pid)
+        _kill(agent_pid, data.get("agent_start_ticks"))
     removed: list[str] = []
     for uid, pod in (data.get("pods") or {}).items():
         for pid, ticks in pod.get("processes", []):

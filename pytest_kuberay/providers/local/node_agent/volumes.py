@@ -42,7 +42,7 @@ from pytest_kuberay.providers.local.node_agent.env import ConfigError, ObjectSou
 from pytest_kuberay.providers.local.node_agent.pod_sandbox import MountSpec, PodSandbox
 from pytest_kuberay.providers.local.node_agent.quantity import parse_quantity
 
-__all__ = ["DEFAULT_SHM_SIZE", "TokenSource", "VolumeError", "PodVolumes"]
+__all__ = ["DEFAULT_SHM_SIZE", "PodVolumes", "TokenSource", "VolumeError"]
 
 log = logging.getLogger(__name__)
 
@@ -303,10 +303,7 @@ class PodVolumes:
         if empty_dir is not None and empty_dir.get("medium") == "Memory" and not sub_path:
             size = empty_dir.get("sizeLimit")
             return MountSpec(target, f"vol:{name}", tmpfs=True, tmpfs_size=_tmpfs_size(size), readonly=readonly)
-        if "hostPath" in volume:
-            source = Path(volume["hostPath"]["path"])
-        else:
-            source = self.sandbox.volume_dir(name)
+        source = Path(volume["hostPath"]["path"]) if "hostPath" in volume else self.sandbox.volume_dir(name)
         if sub_path:
             source = source / sub_path
             if not source.exists():
