@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_kuberay.errors import KubeRayTestError
+from pytest_kuberay.observe.timeline import InvariantViolationError
 from pytest_kuberay.known_bugs import KnownBug, lookup, parse_affected
 from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
 from pytest_kuberay.versions import KubeRayVersion
@@ -91,7 +92,8 @@ def _apply_bug_marker(item: pytest.Item, settings: Settings) -> None:
     expected = bug.affects(version, affected) and not settings.ignore_known_bugs
     item.stash[BUG_KEY] = BugVerdict(bug, version, expected)
     if expected:
-        item.add_marker(pytest.mark.xfail(reason=bug.xfail_reason(version), strict=True))
+        item.add_marker(pytest.mark.xfail(reason=bug.xfail_reason(version), strict=True,
+                                          raises=InvariantViolationError))
 
 
 def _apply_min_version(item: pytest.Item) -> None:
@@ -145,10 +147,25 @@ def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
         return
     if call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception):
         return  # a skip says nothing about the bug
-    item.config.stash.setdefault(_OUTCOMES_KEY, []).append((item.nodeid, verdict, call.excinfo is None))
+    if call.excinfo is None:
+        outcome = "passed"
+    elif call.excinfo.errisinstance(InvariantViolationError):
+        outcome = "violation"
+    else:
+        outcome = "error"
+    item.config.stash.setdefault(_OUTCOMES_KEY, []).append((item.nodeid, verdict, outcome))
 
 
-_OUTCOMES_KEY = pytest.StashKey[list[tuple[str, BugVerdict, bool]]]()
+_OUTCOMES_KEY = pytest.StashKey[list[tuple[str, BugVerdict, str]]]()
+
+_BUG_STATES = {
+    (True, "violation"): "reproduced, as registered",
+    (True, "passed"): "NOT reproduced (strict xfail: this fails the run)",
+    (True, "error"): "NOT reproduced: the test failed before its invariants could show the bug",
+    (False, "passed"): "not present, as registered",
+    (False, "violation"): "FOUND on a version the registry calls unaffected",
+    (False, "error"): "not checked: the test failed before its invariants ran",
+}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
@@ -156,10 +173,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     if not outcomes:
         return
     terminalreporter.section("KubeRay known bugs")
-    for nodeid, verdict, passed in outcomes:
+    for nodeid, verdict, outcome in outcomes:
         bug, version = verdict.bug, verdict.version.label
-        if verdict.expected_to_fail:
-            state = "NOT reproduced (strict xfail: this fails the run)" if passed else "reproduced, as registered"
-        else:
-            state = "not present, as registered" if passed else "FAILED on a version the registry calls unaffected"
+        state = _BUG_STATES[(verdict.expected_to_fail, outcome)]
         terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {nodeid}")

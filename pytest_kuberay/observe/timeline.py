@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -24,11 +24,19 @@ from pytest_kuberay.observe.rayservice_status import RayServiceStatus, StatusSou
 from pytest_kuberay.observe.serve_probe import ServeProbe, ServeSnapshot
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["ConfigChange", "Sample", "Step", "StepKey", "Timeline", "TimelineRecorder"]
+__all__ = ["ConfigChange", "InvariantViolationError", "Sample", "Step", "StepKey", "Timeline", "TimelineRecorder"]
 
 log = logging.getLogger(__name__)
 
 StepKey = tuple[int, int, int]  # (active TC, pending TC, pending traffic routed percent)
+
+
+class InvariantViolationError(AssertionError):
+    """An upgrade broke an invariant. Known-bug xfails accept only this, never a timeout or a crash."""
+
+    def __init__(self, message: str, violations: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.violations = list(violations)
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,7 @@ class Timeline:
         if violations:
             shown = "\n\n".join(str(v) for v in violations[:5])
             more = f"\n\n... and {len(violations) - 5} more" if len(violations) > 5 else ""
-            raise AssertionError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}")
+            raise InvariantViolationError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}", violations)
 
     def to_dict(self) -> dict[str, Any]:
         data = {

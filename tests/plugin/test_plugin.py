@@ -17,10 +17,11 @@ USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 
 BUG_TESTS = """
 import pytest
+from pytest_kuberay import InvariantViolationError
 
 @pytest.mark.kuberay_bug("4189")
 def test_fails(kuberay_version):
-    assert False, "the active cluster's config changed"
+    raise InvariantViolationError("the active cluster's config changed")
 
 @pytest.mark.kuberay_bug("4189")
 def test_passes(kuberay_version):
@@ -116,7 +117,7 @@ def test_known_bug_is_a_strict_xfail_on_affected_versions_only(pytester: pytest.
     result.stdout.fnmatch_lines([
         "XFAIL test_bug.py::test_fails[[]v1.5.0[]] - KubeRay bug #4189 affects v1.5.0: *issues/4189)",
         "FAILED test_bug.py::test_passes[[]v1.5.0[]] - [[]XPASS(strict)[]] KubeRay bug #4189*",
-        "FAILED test_bug.py::test_fails[[]v1.5.1[]] - AssertionError: *",
+        "FAILED test_bug.py::test_fails[[]v1.5.1[]] - *InvariantViolationError: *",
     ])
     result.stdout.no_fnmatch_line("*test_passes[[]v1.5.1[]]*FAILED*")
 
@@ -142,7 +143,7 @@ def test_ignore_known_bugs_makes_plain_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bug=BUG_TESTS)
     result = pytester.runpytest("--kuberay-version=v1.5.0", "--kuberay-ignore-known-bugs")
     result.assert_outcomes(failed=1, passed=1)
-    result.stdout.fnmatch_lines(["*bug 4189 on v1.5.0: FAILED on a version the registry calls unaffected*"])
+    result.stdout.fnmatch_lines(["*bug 4189 on v1.5.0: FOUND on a version the registry calls unaffected*"])
 
 
 def test_patched_version_is_not_affected(pytester: pytest.Pytester) -> None:
@@ -155,10 +156,11 @@ def test_patched_version_is_not_affected(pytester: pytest.Pytester) -> None:
 def test_marked_test_without_the_fixture_is_parametrized(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         import pytest
+        from pytest_kuberay import InvariantViolationError
 
         @pytest.mark.kuberay_bug("4189")
         def test_no_fixture():
-            assert False
+            raise InvariantViolationError("config changed")
     """)
     result = pytester.runpytest("--kuberay-version=v1.5.0,v1.5.1", "-v")
     result.assert_outcomes(xfailed=1, failed=1)
@@ -168,10 +170,11 @@ def test_marked_test_without_the_fixture_is_parametrized(pytester: pytest.Pytest
 def test_custom_affected_range(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         import pytest
+        from pytest_kuberay import InvariantViolationError
 
         @pytest.mark.kuberay_bug("4189", affected=">=1.5.0,<1.6.0")
         def test_wider(kuberay_version):
-            assert False
+            raise InvariantViolationError("config changed")
     """)
     result = pytester.runpytest("--kuberay-version=v1.5.1,v1.6.0", "-v")
     result.stdout.fnmatch_lines(["*::test_wider[[]v1.5.1[]] XFAIL*", "*::test_wider[[]v1.6.0[]] FAILED*"])
@@ -208,7 +211,7 @@ def test_known_bugs_summary(pytester: pytest.Pytester) -> None:
         "*= KubeRay known bugs =*",
         "bug 4189 on v1.5.0: reproduced, as registered -- test_bug.py::test_fails[[]v1.5.0[]]",
         "bug 4189 on v1.5.0: NOT reproduced (strict xfail: this fails the run) -- test_bug.py::test_passes[[]v1.5.0[]]",
-        "bug 4189 on v1.5.1: FAILED on a version the registry calls unaffected -- test_bug.py::test_fails[[]v1.5.1[]]",
+        "bug 4189 on v1.5.1: FOUND on a version the registry calls unaffected -- test_bug.py::test_fails[[]v1.5.1[]]",
         "bug 4189 on v1.5.1: not present, as registered -- test_bug.py::test_passes[[]v1.5.1[]]",
     ])
 
@@ -307,3 +310,17 @@ def test_bad_min_version_marker_is_a_usage_error(pytester: pytest.Pytester, args
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: *kuberay_min_version*"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_other_failures_on_an_affected_version_are_not_hidden_as_xfail(pytester: pytest.Pytester) -> None:
+    """Only an invariant violation counts as the bug; a timeout or crash on v1.5.0 is a plain failure."""
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.kuberay_bug("4189")
+        def test_infrastructure_broke(kuberay_version):
+            raise AssertionError("timed out waiting for the RayService to be Ready")
+    """)
+    result = pytester.runpytest("--kuberay-version=v1.5.0", "-v")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*bug 4189 on v1.5.0: NOT reproduced*"])
