@@ -11,8 +11,8 @@ from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = [
     "KNOWN_BUGS",
-    "KnownBug",
     "InvariantViolationError",
+    "KnownBug",
     "KubeRayTestError",
     "KubeRayVersion",
     "Sample",

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pytest_kuberay.errors import KubeRayTestError
-from pytest_kuberay.observe.timeline import InvariantViolationError
 from pytest_kuberay.known_bugs import KnownBug, lookup, parse_affected
+from pytest_kuberay.observe.timeline import InvariantViolationError
 from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
 from pytest_kuberay.versions import KubeRayVersion
 

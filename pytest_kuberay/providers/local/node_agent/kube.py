@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,13 @@ class KubeCredentials:
     cert_file: Path | None = None
     key_file: Path | None = None
     token: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS settings: our CA, and the client certificate when there is one (httpx 0.28 wants a context)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file and self.key_file:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        return context
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path, secrets_dir: Path) -> KubeCredentials:
@@ -103,8 +111,7 @@ class KubeClient:
                 headers["Authorization"] = f"Bearer {creds.token}"
             client = httpx.Client(
                 base_url=creds.server,
-                verify=str(creds.ca_file) if creds.ca_file else True,
-                cert=(str(creds.cert_file), str(creds.key_file)) if creds.cert_file and creds.key_file else None,
+                verify=creds.ssl_context(),
                 headers=headers,
                 timeout=self.timeout,
                 trust_env=False,  # never send cluster traffic through an HTTP proxy from the environment
