@@ -143,8 +143,23 @@ def rayservice(rayservice_factory: Callable[..., Any]) -> Any:
     return rayservice_factory()
 
 
+def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
+    """Live step lines on the terminal, unless pytest runs quiet (-q)."""
+    from pytest_kuberay.report.terminal import StepPrinter
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0:
+        return []
+
+    def write(line: str) -> None:
+        reporter.write_line(line)
+
+    return [StepPrinter(write, label)]
+
+
 @pytest.fixture
-def upgrade(kuberay_settings: Settings, kuberay_artifacts: Path) -> Callable[..., Any]:
+def upgrade(request: pytest.FixtureRequest, kuberay_settings: Settings, kuberay_artifacts: Path,
+            kuberay_version: KubeRayVersion) -> Callable[..., Any]:
     """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
     from pytest_kuberay.drive.upgrade import record_upgrade
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
@@ -155,7 +170,8 @@ def upgrade(kuberay_settings: Settings, kuberay_artifacts: Path) -> Callable[...
         labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
         plan = upgrade_plan(deployed.manifest, new_manifest, labels)
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
-                                  interval=interval)
+                                  interval=interval,
+                                  listeners=_progress_listeners(request.config, kuberay_version.label))
         timeline.write_json(kuberay_artifacts / "timeline.json")
         return timeline
 

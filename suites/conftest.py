@@ -1,0 +1,1 @@
+"""The conformance suites. Fixtures come from the pytest-kuberay plugin (installed as a pytest11 entry point)."""
