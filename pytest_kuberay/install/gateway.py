@@ -62,6 +62,10 @@ class TraefikGateway:
         self.process: ManagedProcess | None = None
 
     @property
+    def log_path(self) -> Path:
+        return self.run_dir / "traefik.log"
+
+    @property
     def url(self) -> str:
         """Where the Gateway's port-80 listener answers from the host."""
         return f"http://{self.listen_ip}:80"
@@ -81,7 +85,7 @@ class TraefikGateway:
             "TRAEFIK_PROVIDERS_KUBERNETESGATEWAY_CERTAUTHFILEPATH": str(self.ca_file),
             "TRAEFIK_PROVIDERS_KUBERNETESGATEWAY_STATUSADDRESS_IP": self.listen_ip,
         }
-        self.process = self.spawn("traefik", [str(binary)], self.run_dir / "traefik.log", env)
+        self.process = self.spawn("traefik", [str(binary)], self.log_path, env)
         self.process.start()
 
         def ping() -> bool:

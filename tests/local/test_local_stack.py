@@ -39,7 +39,7 @@ def test_operator_creates_cluster_and_gateway_with_traefik_status(tmp_path: Path
     from pytest_kuberay.providers.local.stack import local_stack
 
     settings = default_settings(artifacts_dir=tmp_path)
-    with local_stack(settings) as stack:
+    with local_stack(settings, run_pods=False) as stack:
         cluster = stack.handle
         run_dir = stack.cluster.run_dir
         operator = stack.install_kuberay(parse_version("v1.5.1"))

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Timeline, TimelineRecorder
+from pytest_kuberay.report.plot import plot_timeline
 from pytest_kuberay.verdict.invariants import CAPACITY_INVARIANTS, CONFIG_INVARIANTS, Violation
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.serve_apps import echo_serve_config
@@ -54,6 +55,8 @@ def _replay(clusters: tuple[LocalRayCluster, LocalRayCluster], behaviour: str, o
             published = operator.run_upgrade()
         timeline = recorder.timeline()
     timeline.write_json(out / f"timeline-{behaviour}.json")
+    png = plot_timeline(timeline, out / f"timeline-{behaviour}.png", title=f"replay of {behaviour}'s PUT sequence")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert published == EXPECTED_SEQUENCE, "the replay itself no longer follows FACTS.md §1"
     return timeline
 

@@ -12,6 +12,7 @@ from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_c
 from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.cluster import LocalCluster, local_cluster
+from pytest_kuberay.providers.local.node import NodeAgentProcess
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 class LocalStack:
     cluster: LocalCluster
     gateway: TraefikGateway
+    node: NodeAgentProcess
 
     @property
     def handle(self) -> ClusterHandle:
@@ -44,16 +46,23 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(settings: Settings) -> Iterator[LocalStack]:
+def local_stack(settings: Settings, run_pods: bool = True) -> Iterator[LocalStack]:
+    """Control plane, Gateway API with Traefik, and (with ``run_pods``) the node agent that runs pods."""
     with local_cluster(timeout=settings.timeout(120),
                        keep_logs_in=settings.artifacts_dir / "local-cluster") as cluster:
         install_gateway_api_crds(cluster.handle)
         control_plane = cluster.control_plane
+        node = NodeAgentProcess(control_plane, cluster.handle, cluster.run_dir, spawn=cluster.process)
         gateway = TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file,
                                  control_plane.admin_token, control_plane.network.gateway_ip, cluster.run_dir,
                                  class_name=settings.gateway_class or "traefik", spawn=cluster.process)
-        gateway.start(timeout=settings.timeout(60))
         try:
-            yield LocalStack(cluster, gateway)
+            if run_pods:
+                node.start(timeout=settings.timeout(60))
+                cluster.handle.log_files["node-agent"] = node.log_path
+            gateway.start(timeout=settings.timeout(60))
+            cluster.handle.log_files["traefik"] = gateway.log_path
+            yield LocalStack(cluster, gateway, node)
         finally:
             gateway.stop()
+            node.stop()

@@ -184,14 +184,15 @@ class Sandbox:
     def _overlay(self, directory: str) -> None:
         """Lay a writable layer over ``directory``, keeping every mount below it in place."""
         if directory == "/":
-            raise MountError(
-                "cannot create a mountpoint whose top-level directory does not exist on the host: "
-                "that would need an overlay on / (use a mountPath under an existing directory)"
-            )
+            self._overlay_root()
+            return
         below = [
             path
             for path, _ in _mounts()
-            if path != directory and _inside(path, directory) and not _inside(self.stash, path)
+            if path != directory
+            and _inside(path, directory)
+            and not _inside(self.stash, path)
+            and not _inside(path, self.stash)
         ]
         # Only the topmost ones: moving a mount takes the mounts below it along.
         topmost = [p for p in dict.fromkeys(below) if not any(q != p and _inside(p, q) for q in below)]
@@ -213,6 +214,39 @@ class Sandbox:
         for keep, path in kept:
             _mount(keep, path, None, MS_MOVE)
         self.writable.append(directory)
+
+
+    def _overlay_root(self) -> None:
+        """Switch to a writable overlay of ``/`` carrying every mount over (a mountpoint at a new top-level dir).
+
+        Like a container runtime's switch_root: build the new root beside the old one, bind
+        every top-level mount into it, move it onto ``/`` and chroot. Processes entering the
+        namespace later (nsenter -m) land on the topmost mount at ``/``, the new root.
+        """
+        layer = self._scratch("layer")
+        os.makedirs(f"{layer}/upper")
+        os.makedirs(f"{layer}/work")
+        new_root = self._scratch("root")
+        os.mkdir(new_root)
+        _mount("overlay", new_root, "overlay", 0, f"lowerdir=/,upperdir={layer}/upper,workdir={layer}/work")
+        stash = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            children = [path for path, _ in _mounts() if path != "/" and not _inside(path, self.stash)]
+            topmost = [p for p in dict.fromkeys(children) if not any(q != p and _inside(p, q) for q in children)]
+            for path in topmost:
+                dest = f"{new_root}{path}"
+                if os.path.isdir(path):
+                    os.makedirs(dest, exist_ok=True)
+                elif not os.path.lexists(dest):
+                    open(dest, "a").close()
+                _mount(path, dest, None, MS_BIND | MS_REC)
+            os.chdir(new_root)
+            _mount(".", "/", None, MS_MOVE)
+            os.chroot(".")
+            os.fchdir(stash)  # the stash stays reachable through the descriptor, whatever its path now is
+        finally:
+            os.close(stash)
+        self.writable.append("/")
 
 
 def _reap(_signum: int = 0, _frame: object = None) -> None:

@@ -93,6 +93,7 @@ class PodWorker:
         self.volumes: PodVolumes | None = None
         self.start_time = now_rfc3339()
         self.sandbox_ready = False
+        self._ip_reported = False
         self.phase = "Pending"
         self._sandbox_problem = ""
         self._conditions = ConditionTracker()
@@ -171,7 +172,7 @@ class PodWorker:
                 self._setup_sandbox()
                 break
             except _SETUP_ERRORS as exc:
-                self._remove_sandbox()
+                self._remove_sandbox(keep_ip=True)
                 problem = str(exc)
                 if problem != self._sandbox_problem:
                     reason = "FailedMount" if isinstance(exc, (VolumeError, ConfigError)) else "FailedCreatePodSandBox"
@@ -209,8 +210,10 @@ class PodWorker:
 
     def _setup_sandbox(self) -> None:
         config = self.ctx.config
-        ip = self.ctx.ips.allocate()
-        self.network = PodNetwork(config.bridge, ip, config.prefix_len, config.gateway_ip)
+        if self.network is None:  # one IP for the pod's life, across setup retries
+            ip = self.ctx.ips.allocate()
+            self.network = PodNetwork(config.bridge, ip, config.prefix_len, config.gateway_ip)
+        ip = self.network.ip
         pod_dir = config.pods_dir / f"{self.namespace}_{self.name}_{self.uid[:8]}"
         self.sandbox = PodSandbox(pod_dir, self.network, env=self.ctx.inherited_env())
         self.ctx.state.add_pod(
@@ -222,7 +225,6 @@ class PodWorker:
             pod_dir=str(pod_dir),
         )
         self.sandbox.make_dirs()
-        self.network.create()
         etc = self.sandbox.etc_dir
         (etc / "resolv.conf").write_text(RESOLV_CONF)
         (etc / "hostname").write_text(self._hostname() + "\n")
@@ -241,17 +243,19 @@ class PodWorker:
             allocatable=config.allocatable,
         )
         self.volumes.materialize()
+        self.network.create()
         holder = self.sandbox.start(self.volumes.mounts(private_home=home), self._hostname())
         # The holder first: a reaper that kills it before its parent leaves no orphan behind.
         self.ctx.state.add_process(self.uid, holder)
         if self.sandbox.launcher_pid is not None:
             self.ctx.state.add_process(self.uid, self.sandbox.launcher_pid)
         self.sandbox_ready = True
+        self._ip_reported = True
         self._sandbox_problem = ""
         log.info("pod %s: sandbox ready, IP %s, netns %s", self.key, ip, self.network.netns)
 
-    def _remove_sandbox(self) -> None:
-        """Kill the pod's processes and remove its network and directory (idempotent)."""
+    def _remove_sandbox(self, *, keep_ip: bool = False) -> None:
+        """Kill the pod's processes, remove its network and directory (idempotent); ``keep_ip`` for a retry."""
         if self.sandbox is not None:
             self.sandbox.kill()
         for runtime in self._all():
@@ -260,10 +264,12 @@ class PodWorker:
                 runtime.process.kill()
         if self.network is not None:
             self.network.delete()
-            self.ctx.ips.release(self.network.ip)
+            if not keep_ip:
+                self.ctx.ips.release(self.network.ip)
         if self.sandbox is not None:
             self.sandbox.remove_dirs()
-        self.ctx.state.remove_pod(self.uid)
+        if not keep_ip:
+            self.ctx.state.remove_pod(self.uid)
         self.sandbox_ready = False
 
     def _write_hosts(self) -> None:
@@ -596,7 +602,7 @@ class PodWorker:
             status["initContainerStatuses"] = [
                 _with_null_states(container_status(rt, self.uid)) for rt in self.init_runtimes
             ]
-        if self.network is not None:
+        if self.network is not None and self._ip_reported:  # only once the sandbox is up, as the kubelet does
             status["podIP"] = self.network.ip
             status["podIPs"] = [{"ip": self.network.ip}]
         return status
