@@ -9,7 +9,7 @@ VERSIONS ?= v1.5.0,v1.5.1
 APT_PACKAGES := iproute2 util-linux procps
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit lint e2e repro bench toolchain clean
+.PHONY: setup test unit lint e2e repro bench bench-local toolchain clean
 
 $(STAMP): pyproject.toml
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -48,6 +48,10 @@ toolchain: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/probe_bench.py
+
+## local provider: recorded cold build times and measured warm start-to-ready (needs root)
+bench-local: $(STAMP)
+	$(PY) benchmarks/local_cluster_bench.py
 
 clean:
 	rm -rf $(VENV) kuberay-artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info
