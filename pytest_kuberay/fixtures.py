@@ -148,11 +148,17 @@ def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
     from pytest_kuberay.report.terminal import StepPrinter
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or config.get_verbosity() < 0:
         return []
 
     def write(line: str) -> None:
-        reporter.write_line(line)
+        # output capture redirects fd 1 during a test; the live lines are for people watching, so bypass it
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
 
     return [StepPrinter(write, label)]
 
