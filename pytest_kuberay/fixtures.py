@@ -168,6 +168,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_settings: Settings, kuberay_
             kuberay_version: KubeRayVersion) -> Callable[..., Any]:
     """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
     from pytest_kuberay.drive.upgrade import record_upgrade
+    from pytest_kuberay.report.plot import plot_timeline
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
     def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
@@ -178,7 +179,13 @@ def upgrade(request: pytest.FixtureRequest, kuberay_settings: Settings, kuberay_
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label))
-        timeline.write_json(kuberay_artifacts / "timeline.json")
+        count = len(list(kuberay_artifacts.glob("timeline*.json")))
+        stem = "timeline" if count == 0 else f"timeline-{count + 1}"
+        json_path = timeline.write_json(kuberay_artifacts / f"{stem}.json")
+        title = (f"KubeRay {kuberay_version.label}: {request.node.name} "
+                 f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")
+        png_path = plot_timeline(timeline, kuberay_artifacts / f"{stem}.png", title=title)
+        request.node.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
         return timeline
 
     return run

@@ -143,7 +143,14 @@ class NodeRegistration:
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            node = self.kube.patch(self.path, {"spec": {"podCIDR": self.config.cidr, "podCIDRs": [self.config.cidr]}})
+            node = self.kube.get(self.path)  # an agent restart: adopt it (podCIDR is immutable once set)
+            if node.get("spec", {}).get("podCIDR") not in (None, self.config.cidr):
+                log.warning(
+                    "node %s already exists with podCIDR %s, not %s",
+                    self.config.node_name,
+                    node["spec"]["podCIDR"],
+                    self.config.cidr,
+                )
         self.node_uid = str(node["metadata"]["uid"])
         self.post_status()
         self.renew_lease()

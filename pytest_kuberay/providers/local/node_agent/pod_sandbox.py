@@ -38,7 +38,15 @@ from pathlib import Path
 
 from pytest_kuberay.providers.local.node_agent.pod_network import PodNetwork
 
-__all__ = ["HOLDER_SCRIPT", "MountSpec", "PodSandbox", "SandboxError", "processes_in_pid_namespace"]
+__all__ = [
+    "HOLDER_SCRIPT",
+    "MountSpec",
+    "PodMemory",
+    "PodSandbox",
+    "SandboxError",
+    "pod_memory",
+    "processes_in_pid_namespace",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +102,31 @@ def processes_in_pid_namespace(holder_pid: int) -> list[int]:
                 if state not in ("Z", "X"):
                     found.append(int(entry))
     return found
+
+
+@dataclass(frozen=True)
+class PodMemory:
+    """Memory of all processes of one pod, in bytes: RSS counts shared pages in full, PSS shares them out."""
+
+    processes: int
+    rss: int
+    pss: int
+
+
+def pod_memory(holder_pid: int) -> PodMemory:
+    """Sum RSS and PSS over the pod's processes (PSS needs /proc/<pid>/smaps_rollup, i.e. root)."""
+    import psutil
+
+    rss = pss = count = 0
+    for pid in processes_in_pid_namespace(holder_pid):
+        try:
+            info = psutil.Process(pid).memory_full_info()
+        except (psutil.Error, OSError):
+            continue
+        count += 1
+        rss += info.rss
+        pss += getattr(info, "pss", 0)
+    return PodMemory(count, rss, pss)
 
 
 def _tool(name: str) -> str:

@@ -72,6 +72,9 @@ _SETUP_ERRORS = (VolumeError, SandboxError, NetworkError, ConfigError, ApiError,
 _SHUTDOWN_GRACE = 10.0
 _VANISHED_GRACE = 2.0
 _CONFIG_RETRY = 2.0
+#: Strategic merge patches merge podIPs/hostIPs by IP; this element makes the patch replace the list
+#: (a pod re-run by a restarted agent gets a new IP, and two IPs of one family are invalid).
+_REPLACE_LIST = {"$patch": "replace"}
 
 
 class PodWorker:
@@ -107,6 +110,8 @@ class PodWorker:
         self._lock = threading.Lock()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pod-{self.key}", daemon=True)
+        if spec.get("hostNetwork"):
+            log.warning("pod %s asks for hostNetwork; it gets its own network namespace here", self.key)
 
     # ------------------------------------------------------------------------ from the agent
 
@@ -586,7 +591,7 @@ class PodWorker:
         status: JSON = {
             "phase": self.phase,
             "hostIP": self.ctx.config.gateway_ip,
-            "hostIPs": [{"ip": self.ctx.config.gateway_ip}],
+            "hostIPs": [{"ip": self.ctx.config.gateway_ip}, _REPLACE_LIST],
             "startTime": self.start_time,
             "conditions": pod_conditions(
                 self._conditions,
@@ -604,7 +609,7 @@ class PodWorker:
             ]
         if self.network is not None and self._ip_reported:  # only once the sandbox is up, as the kubelet does
             status["podIP"] = self.network.ip
-            status["podIPs"] = [{"ip": self.network.ip}]
+            status["podIPs"] = [{"ip": self.network.ip}, _REPLACE_LIST]
         return status
 
     def _push_status(self) -> None:
@@ -616,9 +621,12 @@ class PodWorker:
             self.ctx.kube.patch(f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status", body)
             self._last_status = status
         except ApiError as exc:
-            if exc.status in (404, 409, 422):
+            if exc.status in (404, 409):
                 log.info("pod %s: status not written (%s); the pod is gone or was replaced", self.key, exc.message)
                 self._last_status = status
+            elif exc.status == 422:
+                log.warning("pod %s: the API server rejected our status: %s", self.key, exc.message)
+                self._last_status = status  # the same status would be rejected again
             else:
                 log.warning("pod %s: status update failed: %s", self.key, exc)
         except (httpx.HTTPError, OSError) as exc:

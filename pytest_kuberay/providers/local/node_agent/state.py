@@ -16,13 +16,14 @@ import os
 import shutil
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_kuberay.providers.local.node_agent.pod_network import delete_pod_network
 from pytest_kuberay.providers.local.processes import is_running, process_start_ticks
 
-__all__ = ["STATE_FILE", "AgentState", "reap"]
+__all__ = ["STATE_FILE", "AgentState", "PodRecord", "reap", "recorded_pods"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,45 @@ class AgentState:
         with self._lock:
             if self._data["pods"].pop(uid, None) is not None:
                 self._save()
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """What the state file says about one running pod (for tests, benchmarks and diagnostics)."""
+
+    uid: str
+    name: str  # namespace/name
+    netns: str
+    host_veth: str
+    ip: str
+    dir: Path
+    pids: tuple[int, ...]  # holder first, then the launcher and every container run
+
+    @property
+    def holder_pid(self) -> int | None:
+        """PID 1 of the pod's PID namespace (``nsenter -t`` it to enter the pod)."""
+        return self.pids[0] if self.pids else None
+
+
+def recorded_pods(agent_dir: Path) -> dict[str, PodRecord]:
+    """The pods an agent currently records, by ``namespace/name`` (empty when it runs none)."""
+    try:
+        data = json.loads((agent_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    pods = {}
+    for uid, pod in (data.get("pods") or {}).items():
+        record = PodRecord(
+            uid=uid,
+            name=str(pod["name"]),
+            netns=str(pod["netns"]),
+            host_veth=str(pod["host_veth"]),
+            ip=str(pod["ip"]),
+            dir=Path(str(pod["dir"])),
+            pids=tuple(int(pid) for pid, _ in pod.get("processes", [])),
+        )
+        pods[record.name] = record
+    return pods
 
 
 def _kill(pid: int, ticks: int | None) -> bool:
