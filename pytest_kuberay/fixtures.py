@@ -112,7 +112,7 @@ def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kube
         yield name
     finally:
         report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
+        if report is not None and (report.failed or hasattr(report, "wasxfail")):  # an xfail is evidence too
             collect_failure_artifacts(kuberay_cluster, name, kuberay_artifacts)
         delete_namespace(kuberay_cluster.handle, name, timeout=kuberay_settings.timeout(120))
 

@@ -140,23 +140,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@dataclass(frozen=True)
+class BugOutcome:
+    nodeid: str
+    verdict: BugVerdict
+    outcome: str  # passed | violation | error
+    evidence: str = ""  # the first violation, one line, when there was one
+
+
 def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """Remember known-bug outcomes for the session summary."""
+    """Remember known-bug outcomes, with the first violation as evidence, for the session summary."""
     verdict = item.stash.get(BUG_KEY, None)
     if verdict is None or call.when != "call":
         return
     if call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception):
         return  # a skip says nothing about the bug
+    evidence = ""
     if call.excinfo is None:
         outcome = "passed"
     elif call.excinfo.errisinstance(InvariantViolationError):
         outcome = "violation"
+        violations = getattr(call.excinfo.value, "violations", [])
+        evidence = " ".join(str(violations[0]).split()) if violations else ""
     else:
         outcome = "error"
-    item.config.stash.setdefault(_OUTCOMES_KEY, []).append((item.nodeid, verdict, outcome))
+    item.config.stash.setdefault(_OUTCOMES_KEY, []).append(BugOutcome(item.nodeid, verdict, outcome, evidence))
 
 
-_OUTCOMES_KEY = pytest.StashKey[list[tuple[str, BugVerdict, str]]]()
+_OUTCOMES_KEY = pytest.StashKey[list[BugOutcome]]()
 
 _BUG_STATES = {
     (True, "violation"): "reproduced, as registered",
@@ -173,7 +184,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     if not outcomes:
         return
     terminalreporter.section("KubeRay known bugs")
-    for nodeid, verdict, outcome in outcomes:
-        bug, version = verdict.bug, verdict.version.label
-        state = _BUG_STATES[(verdict.expected_to_fail, outcome)]
-        terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {nodeid}")
+    for entry in outcomes:
+        bug, version = entry.verdict.bug, entry.verdict.version.label
+        state = _BUG_STATES[(entry.verdict.expected_to_fail, entry.outcome)]
+        terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {entry.nodeid}")
+        if entry.evidence:
+            terminalreporter.write_line(f"    evidence: {entry.evidence}")

@@ -324,3 +324,22 @@ def test_other_failures_on_an_affected_version_are_not_hidden_as_xfail(pytester:
     result = pytester.runpytest("--kuberay-version=v1.5.0", "-v")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*bug 4189 on v1.5.0: NOT reproduced*"])
+
+
+def test_summary_shows_the_first_violation_as_evidence(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+        from pytest_kuberay import InvariantViolationError, Violation
+
+        @pytest.mark.kuberay_bug("4189")
+        def test_it(kuberay_version):
+            first = Violation("active_config_frozen", "step #6 (60, 40, 40) at t=40.5s", "echo-abcde",
+                              "active app 'echo' no longer runs the config it had")
+            raise InvariantViolationError("1 invariant violation(s)", [first])
+    """)
+    result = pytester.runpytest("--kuberay-version=v1.5.0")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines([
+        "bug 4189 on v1.5.0: reproduced, as registered -- *",
+        "    evidence: [[]active_config_frozen[]] step #6 (60, 40, 40) at t=40.5s on cluster 'echo-abcde': *",
+    ])

@@ -1,7 +1,7 @@
 """The local provider's node agent: a kubelet whose containers are processes on this machine.
 
 Run it as ``python -m pytest_kuberay.providers.local.node_agent ...`` (see ``__main__``), or
-from Python with :func:`start_node_agent` (see ``launcher``). Module map:
+from Python with ``launcher.NodeAgentProcess``. Module map:
 
 * ``agent``: main loop and watches; ``node``: Node registration and Lease
 * ``pod_worker``: one pod's life; ``pod_network``, ``pod_sandbox`` + ``holder``: namespaces and mounts

@@ -21,6 +21,8 @@ Mount recipe (FACTS.md section 8), for each mount in the spec, parents first:
 3. Mount each target: if it exists, bind onto it. If not, create it: directly when its
    deepest existing parent lies in a writable mount of ours, else overlay that parent with a
    writable layer (in the stash tmpfs), moving any mounts below it out of the way and back.
+   When that parent is ``/`` itself (a new top-level directory such as ``/data``), the pod
+   switches to an overlay of the whole root instead, the way a container runtime does.
 """
 
 from __future__ import annotations
