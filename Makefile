@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 VERSION ?= v1.5.0
 VERSIONS ?= v1.5.0,v1.5.1
-APT_PACKAGES := iproute2 util-linux procps
+APT_PACKAGES := iproute2 util-linux procps wget
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test unit lint e2e repro bench bench-local toolchain clean

@@ -164,21 +164,22 @@ def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
 
 
 @pytest.fixture
-def upgrade(request: pytest.FixtureRequest, kuberay_settings: Settings, kuberay_artifacts: Path,
-            kuberay_version: KubeRayVersion) -> Callable[..., Any]:
+def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
+            kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Callable[..., Any]:
     """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
     from pytest_kuberay.drive.upgrade import record_upgrade
     from pytest_kuberay.report.plot import plot_timeline
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
     def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
-            interval: float = 0.5) -> Any:
+            interval: float = 0.5, traffic: bool = True) -> Any:
         new_manifest = apply_change(deployed.manifest, cluster_change, serve_change)
         labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
         plan = upgrade_plan(deployed.manifest, new_manifest, labels)
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
-                                  listeners=_progress_listeners(request.config, kuberay_version.label))
+                                  listeners=_progress_listeners(request.config, kuberay_version.label),
+                                  traffic_url=getattr(kuberay_cluster, "gateway_url", None) if traffic else None)
         count = len(list(kuberay_artifacts.glob("timeline*.json")))
         stem = "timeline" if count == 0 else f"timeline-{count + 1}"
         json_path = timeline.write_json(kuberay_artifacts / f"{stem}.json")

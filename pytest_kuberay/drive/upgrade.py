@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
+from pytest_kuberay.drive.traffic import TrafficSender
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import SampleListener, Timeline, TimelineRecorder
@@ -57,12 +58,14 @@ def record_upgrade(
     interval: float = 0.5,
     listeners: Sequence[SampleListener] = (),
     settle: float = 3.0,
+    traffic_url: str | None = None,
 ) -> Timeline:
     """Apply ``new_manifest`` and record until the pending cluster is promoted and serving.
 
     The recorder starts before the change, so the active cluster's config at
     the start (the baseline) is on record; it keeps going ``settle`` seconds
-    after promotion so the final state is sampled too.
+    after promotion so the final state is sampled too. With ``traffic_url``,
+    requests go through the Gateway the whole time and land in ``timeline.requests``.
     """
     source = KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name)
     recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=max(interval, 1.0)),
@@ -71,14 +74,24 @@ def record_upgrade(
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")
     active = initial.active.cluster
+    sender = TrafficSender(traffic_url) if traffic_url else None
+    requests = []
     with recorder.recording():
-        eventually(recorder.latest, lambda s: bool(s and active in s.snapshots and s.snapshots[active].apps),
-                   timeout=60, interval=0.5, description="a first snapshot of the active cluster's Serve apps",
-                   show=lambda s: repr(s and s.snapshots))
-        log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, active)
-        deployed.apply(new_manifest)
-        eventually(deployed.status, _promoted_from(active), timeout=timeout, interval=2.0,
-                   description=f"promotion of a new cluster for RayService {deployed.namespace}/{deployed.name}",
-                   show=describe_status)
-        time.sleep(settle)
-    return recorder.timeline()
+        if sender is not None:
+            sender.start(recorder.t0)
+        try:
+            eventually(recorder.latest, lambda s: bool(s and active in s.snapshots and s.snapshots[active].apps),
+                       timeout=60, interval=0.5, description="a first snapshot of the active cluster's Serve apps",
+                       show=lambda s: repr(s and s.snapshots))
+            log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, active)
+            deployed.apply(new_manifest)
+            eventually(deployed.status, _promoted_from(active), timeout=timeout, interval=2.0,
+                       description=f"promotion of a new cluster for RayService {deployed.namespace}/{deployed.name}",
+                       show=describe_status)
+            time.sleep(settle)
+        finally:
+            if sender is not None:
+                requests = sender.stop()
+    timeline = recorder.timeline()
+    timeline.requests = requests
+    return timeline

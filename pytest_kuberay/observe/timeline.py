@@ -114,6 +114,13 @@ class Step:
     def plan(self) -> UpgradePlan | None:
         return self.timeline.plan
 
+    @property
+    def requests(self) -> list[Any]:
+        """Gateway requests sent from this step's first sample until the next step's."""
+        steps = self.timeline.steps
+        until = steps[self.index + 1].start if self.index + 1 < len(steps) else float("inf")
+        return [r for r in self.timeline.requests if self.start <= r.t < until]
+
     def label(self) -> str:
         active, pending, traffic = self.key
         return f"step #{self.index} ({active}, {pending}, {traffic}) at t={self.start:.1f}s"
@@ -129,6 +136,7 @@ class Timeline:
         self.plan = plan
         self.interval = interval
         self.reconcile_seconds = reconcile_seconds  # how long the operator may take to act on a status
+        self.requests: list[Any] = []  # requests sent through the Gateway meanwhile (drive.traffic.RequestResult)
 
     @cached_property
     def initial_active(self) -> str | None:
@@ -210,6 +218,7 @@ class Timeline:
             ],
             "config_changes": [_plain(c) for c in self.config_changes],
             "samples": [_plain(s) for s in self.samples],
+            "requests": [_plain(r) for r in self.requests],
         }
         return json.loads(json.dumps(data, default=repr))  # ABSENT -> "<absent>", tuples -> lists
 
@@ -326,6 +335,11 @@ class TimelineRecorder:
         """The samples so far, as a Timeline (safe to call while recording)."""
         with self._lock:
             return Timeline(list(self._samples), self.plan, self.interval, self.reconcile_seconds)
+
+    @property
+    def t0(self) -> float:
+        """The ``time.monotonic()`` at which recording began; sample times count from here."""
+        return self._t0
 
     def latest(self) -> Sample | None:
         with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_kuberay.workloads.serve_config import validate_serve_config
 
-__all__ = ["SERVE_APPS_DIR", "echo_serve_config"]
+__all__ = ["SERVE_APPS_DIR", "echo_serve_config", "echo_version"]
 
 SERVE_APPS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "serve_apps"
 
@@ -43,3 +43,9 @@ def echo_serve_config(
         ]
     }
     return validate_serve_config(config)
+
+
+def echo_version(app_config: dict[str, Any]) -> str:
+    """The version an echo app config answers with (its first deployment's ``user_config.version``)."""
+    deployments = app_config.get("deployments") or [{}]
+    return str((deployments[0].get("user_config") or {}).get("version"))

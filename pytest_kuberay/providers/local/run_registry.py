@@ -234,6 +234,11 @@ def teardown_run(run_dir: Path, state: RunState | None) -> list[str]:
                 continue
             _kill(pid, group=False)
             removed.append(f"process pid {pid} (marked {RUN_MARKER_ENV}={state.run_id})")
+        agent_dir = run_dir / "node-agent"
+        if agent_dir.exists():  # pods' network namespaces and veths outlive a killed node agent
+            from pytest_kuberay.providers.local.node_agent.state import reap as reap_node_agent
+
+            removed += reap_node_agent(agent_dir)
         try:
             if state.bridge and network.delete_bridge(state.bridge):
                 removed.append(f"bridge {state.bridge}")

@@ -12,13 +12,21 @@ from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_c
 from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.cluster import LocalCluster, local_cluster
-from pytest_kuberay.providers.local.node import NodeAgentProcess
+from pytest_kuberay.providers.local.node_agent.launcher import NodeAgentProcess
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = ["LocalStack", "local_stack"]
 
 log = logging.getLogger(__name__)
+
+
+def gateway_listen_ip(bridge_index: int) -> str:
+    """A loopback address per local cluster for Traefik's port-80 entryPoint.
+
+    Traffic tests then only ever send to loopback, and two local clusters never fight over port 80.
+    """
+    return f"127.77.{bridge_index}.1"
 
 
 @dataclass
@@ -52,17 +60,21 @@ def local_stack(settings: Settings, run_pods: bool = True) -> Iterator[LocalStac
                        keep_logs_in=settings.artifacts_dir / "local-cluster") as cluster:
         install_gateway_api_crds(cluster.handle)
         control_plane = cluster.control_plane
-        node = NodeAgentProcess(control_plane, cluster.handle, cluster.run_dir, spawn=cluster.process)
+        node = NodeAgentProcess(control_plane, run=cluster.run)
+        listen_ip = gateway_listen_ip(control_plane.network.index)
         gateway = TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file,
-                                 control_plane.admin_token, control_plane.network.gateway_ip, cluster.run_dir,
+                                 control_plane.admin_token, listen_ip, cluster.run_dir,
                                  class_name=settings.gateway_class or "traefik", spawn=cluster.process)
+        started_node = False
         try:
             if run_pods:
                 node.start(timeout=settings.timeout(60))
+                started_node = True
                 cluster.handle.log_files["node-agent"] = node.log_path
             gateway.start(timeout=settings.timeout(60))
             cluster.handle.log_files["traefik"] = gateway.log_path
             yield LocalStack(cluster, gateway, node)
         finally:
             gateway.stop()
-            node.stop()
+            if started_node:
+                node.stop()
