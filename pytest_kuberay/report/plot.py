@@ -9,6 +9,7 @@ config change on the active cluster mid-upgrade (bug 4189) stands out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pytest_kuberay.observe.timeline import Timeline
 
@@ -29,7 +30,12 @@ def plot_timeline(timeline: Timeline, path: Path, title: str = "") -> Path:
     clusters = [old_cluster, *sorted({c for _, st in observed for c in st.clusters() if c != old_cluster})]
     role_color = {c: _COLORS["old"] if c == old_cluster else _COLORS["new"] for c in clusters if c}
 
-    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    if timeline.requests:
+        fig, (ax, req_ax) = plt.subplots(2, 1, figsize=(11, 6.5), dpi=110, sharex=True,
+                                         gridspec_kw={"height_ratios": [5, 1]})
+        _plot_requests(req_ax, timeline)
+    else:
+        fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
     for cluster in role_color:
         times, capacity, traffic, live_t, live = [], [], [], [], []
         for sample, status in observed:
@@ -63,7 +69,7 @@ def plot_timeline(timeline: Timeline, path: Path, title: str = "") -> Path:
 
     ax.set_ylim(-3, 165)
     ax.set_yticks(range(0, 101, 20))
-    ax.set_xlabel("seconds since recording began")
+    (req_ax if timeline.requests else ax).set_xlabel("seconds since recording began")
     ax.set_ylabel("percent")
     ax.set_title(title or "incremental upgrade", fontsize=10, loc="left")
     ax.grid(alpha=0.3)
@@ -73,3 +79,20 @@ def plot_timeline(timeline: Timeline, path: Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _plot_requests(ax: Any, timeline: Timeline) -> None:
+    """One mark per request through the Gateway: which version answered it, and every failure in red."""
+    versions = sorted({r.version for r in timeline.requests if r.ok})
+    rows = {v: i for i, v in enumerate(versions)}
+    ok = [r for r in timeline.requests if r.ok]
+    failed = [r for r in timeline.requests if not r.ok]
+    ax.scatter([r.t for r in ok], [rows[r.version] for r in ok], s=6, c="black", marker="|")
+    if failed:
+        ax.scatter([r.t for r in failed], [len(versions)] * len(failed), s=14, c="red", marker="x")
+    labels = [f"answered {v}" for v in versions] + (["FAILED"] if failed else [])
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_title(f"{len(timeline.requests)} requests through the Gateway, {len(failed)} failed", fontsize=8,
+                 loc="left")
+    ax.grid(alpha=0.3)
