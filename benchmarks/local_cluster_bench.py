@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_kuberay.providers.local import toolchain  # noqa: E402
-from pytest_kuberay.providers.local.stack import local_stack  # noqa: E402
-from pytest_kuberay.settings import default_settings  # noqa: E402
-from pytest_kuberay.versions import parse_version  # noqa: E402
+from pytest_kuberay.providers.local import toolchain
+from pytest_kuberay.providers.local.stack import local_stack
+from pytest_kuberay.settings import default_settings
+from pytest_kuberay.versions import parse_version
 
 
 def print_build_times(version: str) -> None:

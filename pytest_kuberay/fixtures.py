@@ -26,6 +26,7 @@ __all__ = [
     "kuberay_cluster",
     "kuberay_namespace",
     "kuberay_operator",
+    "kuberay_progress",
     "kuberay_settings",
     "rayservice",
     "rayservice_factory",
@@ -163,12 +164,18 @@ def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
     return [StepPrinter(write, label)]
 
 
+@pytest.fixture(scope="session")
+def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[Any]]:
+    """``kuberay_progress(label)``: recorder listeners printing live step lines (none under ``-q``)."""
+    return lambda label: _progress_listeners(pytestconfig, label)
+
+
 @pytest.fixture
 def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
             kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Callable[..., Any]:
     """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
     from pytest_kuberay.drive.upgrade import record_upgrade
-    from pytest_kuberay.report.plot import plot_timeline
+    from pytest_kuberay.report.artifacts import save_timeline
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
     def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
@@ -180,12 +187,9 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settin
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label),
                                   traffic_url=getattr(kuberay_cluster, "gateway_url", None) if traffic else None)
-        count = len(list(kuberay_artifacts.glob("timeline*.json")))
-        stem = "timeline" if count == 0 else f"timeline-{count + 1}"
-        json_path = timeline.write_json(kuberay_artifacts / f"{stem}.json")
         title = (f"KubeRay {kuberay_version.label}: {request.node.name} "
                  f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")
-        png_path = plot_timeline(timeline, kuberay_artifacts / f"{stem}.png", title=title)
+        json_path, png_path = save_timeline(timeline, kuberay_artifacts, title)
         request.node.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
         return timeline
 

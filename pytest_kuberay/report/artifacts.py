@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["collect_failure_artifacts"]
+__all__ = ["collect_failure_artifacts", "save_timeline"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,16 @@ _CUSTOM = (
     ("gateway.networking.k8s.io", "v1", "gateways"),
     ("gateway.networking.k8s.io", "v1", "httproutes"),
 )
+
+
+def save_timeline(timeline: Any, directory: Path, title: str) -> tuple[Path, Path]:
+    """The timeline as JSON and as a plot, next to each other; a second upgrade in one test gets ``-2``."""
+    from pytest_kuberay.report.plot import plot_timeline
+
+    count = len(list(directory.glob("timeline*.json")))
+    stem = "timeline" if count == 0 else f"timeline-{count + 1}"
+    json_path = timeline.write_json(directory / f"{stem}.json")
+    return json_path, plot_timeline(timeline, directory / f"{stem}.png", title=title)
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pytest_kuberay.observe.timeline import Timeline, TimelineRecorder
 from pytest_kuberay.report.plot import plot_timeline
 from pytest_kuberay.verdict.invariants import CAPACITY_INVARIANTS, CONFIG_INVARIANTS, Violation
 from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay.verdict.sequence import expected_steps
 from pytest_kuberay.workloads.serve_apps import echo_serve_config
 from pytest_kuberay.workloads.serve_config import app_configs
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
@@ -26,12 +27,7 @@ from tests.support.replay_operator import ReplayOperator
 
 pytestmark = pytest.mark.slow
 
-# FACTS.md §1, maxSurge 20 / stepSize 20
-EXPECTED_SEQUENCE = [
-    (100, 0, 0), (100, 20, 0), (100, 20, 20), (80, 20, 20), (80, 40, 20), (80, 40, 40), (60, 40, 40),
-    (60, 60, 40), (60, 60, 60), (40, 60, 60), (40, 80, 60), (40, 80, 80), (20, 80, 80), (20, 100, 80),
-    (20, 100, 100), (0, 100, 100),
-]
+EXPECTED_SEQUENCE = expected_steps(20, 20)  # FACTS.md §1; tests/unit/test_sequence.py pins it
 SAMPLE_INTERVAL = 0.25
 HOLD = 1.5  # each replayed step lasts six sampling intervals
 
