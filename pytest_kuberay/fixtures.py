@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -179,14 +179,16 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settin
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
     def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
-            interval: float = 0.5, traffic: bool = True) -> Any:
+            interval: float = 0.5, traffic: bool = True, triggers: Sequence[Any] = (), until: Any = None,
+            until_description: str = "promotion of a new cluster") -> Any:
         new_manifest = apply_change(deployed.manifest, cluster_change, serve_change)
         labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
         plan = upgrade_plan(deployed.manifest, new_manifest, labels)
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label),
-                                  traffic_url=getattr(kuberay_cluster, "gateway_url", None) if traffic else None)
+                                  traffic_url=getattr(kuberay_cluster, "gateway_url", None) if traffic else None,
+                                  triggers=triggers, until=until, until_description=until_description)
         title = (f"KubeRay {kuberay_version.label}: {request.node.name} "
                  f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")
         json_path, png_path = save_timeline(timeline, kuberay_artifacts, title)

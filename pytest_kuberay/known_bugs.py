@@ -66,6 +66,14 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             "step (60, 40, 40) with maxSurge 20",
             fixed_by=("pr4212",),
         ),
+        KnownBug(
+            id="4717",
+            title="after an operator restart mid-upgrade the active cluster receives the new Serve config "
+            "(the Serve-config cache is in memory only)",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="the active cluster's deployed_app_config changes at the first active step-down after the "
+            "operator restarted",
+        ),
     )
 }
 

@@ -9,6 +9,7 @@ provider.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,11 +18,11 @@ from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, ser
 from pytest_kuberay.drive.traffic import TrafficSender
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
-from pytest_kuberay.observe.timeline import SampleListener, Timeline, TimelineRecorder
+from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["head_service", "record_upgrade", "serve_probe_factory"]
+__all__ = ["TriggerOnce", "head_service", "record_upgrade", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,48 @@ def serve_probe_factory(deployed: DeployedRayService, timeout: float = 2.0) -> C
                                          deployed.cluster.api_client, timeout=timeout)
 
     return probe_for
+
+
+class TriggerOnce:
+    """A recorder listener that runs ``action`` once, in its own thread, on the first sample matching ``when``.
+
+    Used to act mid-upgrade (restart the operator, roll the spec back) at a
+    chosen step while the recorder keeps sampling.
+    """
+
+    def __init__(self, name: str, when: Callable[[Sample], bool], action: Callable[[], None]) -> None:
+        self.name = name
+        self.when = when
+        self.action = action
+        self.fired_at: float | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, sample: Sample) -> None:
+        if self.fired_at is not None or not self.when(sample):
+            return
+        self.fired_at = sample.t
+        log.info("trigger %s fired at t=%.1fs, step %s", self.name, sample.t, sample.key)
+        self._thread = threading.Thread(target=self._run, name=f"trigger-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.action()
+        except BaseException as exc:
+            self.error = exc
+            log.exception("trigger %s failed", self.name)
+        finally:
+            self.done.set()
+
+    def check(self) -> None:
+        """Fail loudly if the trigger never fired or its action failed; a silent no-op would prove nothing."""
+        if self.fired_at is None:
+            raise AssertionError(f"trigger {self.name!r} never fired: its step was not observed")
+        self.done.wait(timeout=120)
+        if self.error is not None:
+            raise AssertionError(f"trigger {self.name!r} failed: {self.error}") from self.error
 
 
 def _promoted_from(initial_active: str) -> Callable[[RayServiceStatus], str]:
@@ -59,6 +102,9 @@ def record_upgrade(
     listeners: Sequence[SampleListener] = (),
     settle: float = 3.0,
     traffic_url: str | None = None,
+    triggers: Sequence[TriggerOnce] = (),
+    until: Callable[[str], Callable[[RayServiceStatus], str]] | None = None,
+    until_description: str = "promotion of a new cluster",
 ) -> Timeline:
     """Apply ``new_manifest`` and record until the pending cluster is promoted and serving.
 
@@ -66,10 +112,11 @@ def record_upgrade(
     the start (the baseline) is on record; it keeps going ``settle`` seconds
     after promotion so the final state is sampled too. With ``traffic_url``,
     requests go through the Gateway the whole time and land in ``timeline.requests``.
+    ``triggers`` act at chosen steps; ``until(initial_active)`` gives the end condition (default: promotion).
     """
     source = KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name)
     recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=max(interval, 1.0)),
-                                interval=interval, plan=plan, listeners=list(listeners))
+                                interval=interval, plan=plan, listeners=[*listeners, *triggers])
     initial = deployed.status()
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")
@@ -85,8 +132,9 @@ def record_upgrade(
                        show=lambda s: repr(s and s.snapshots))
             log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, active)
             deployed.apply(new_manifest)
-            eventually(deployed.status, _promoted_from(active), timeout=timeout, interval=2.0,
-                       description=f"promotion of a new cluster for RayService {deployed.namespace}/{deployed.name}",
+            done = (until or _promoted_from)(active)
+            eventually(deployed.status, done, timeout=timeout, interval=2.0,
+                       description=f"{until_description} for RayService {deployed.namespace}/{deployed.name}",
                        show=describe_status)
             time.sleep(settle)
         finally:
@@ -94,4 +142,6 @@ def record_upgrade(
                 requests = sender.stop()
     timeline = recorder.timeline()
     timeline.requests = requests
+    for trigger in triggers:
+        trigger.check()
     return timeline
