@@ -9,7 +9,7 @@ VERSIONS ?= v1.5.0,v1.5.1
 APT_PACKAGES := iproute2 util-linux procps wget
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit lint e2e repro bench bench-local toolchain toolchain-all clean
+.PHONY: setup test unit lint e2e repro bench bench-local bench-e2e toolchain toolchain-all clean
 
 $(STAMP): pyproject.toml
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -47,6 +47,10 @@ repro: toolchain
 toolchain: $(STAMP)
 	@if command -v go >/dev/null; then $(PY) -m pytest_kuberay.providers.local.toolchain \
 	  --kuberay-version=$(VERSIONS),$(VERSION); else echo "no Go: local provider binaries not built"; fi
+
+## wall time and peak memory of each conformance scenario on the local provider (needs root)
+bench-e2e: toolchain
+	$(PY) benchmarks/e2e_bench.py --versions=$(VERSIONS)
 
 toolchain-all: $(STAMP)
 	$(PY) -m pytest_kuberay.providers.local.toolchain --all
