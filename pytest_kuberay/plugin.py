@@ -146,6 +146,7 @@ class BugOutcome:
     verdict: BugVerdict
     outcome: str  # passed | violation | error
     evidence: str = ""  # the first violation, one line, when there was one
+    artifacts: tuple[str, ...] = ()  # timeline/plot paths the test attached
 
 
 def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
@@ -164,7 +165,10 @@ def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
         evidence = " ".join(str(violations[0]).split()) if violations else ""
     else:
         outcome = "error"
-    item.config.stash.setdefault(_OUTCOMES_KEY, []).append(BugOutcome(item.nodeid, verdict, outcome, evidence))
+    artifacts = tuple(str(v) for k, v in getattr(item, "user_properties", []) if k in ("kuberay_plot",
+                                                                                     "kuberay_artifacts"))
+    item.config.stash.setdefault(_OUTCOMES_KEY, []).append(
+        BugOutcome(item.nodeid, verdict, outcome, evidence, artifacts))
 
 
 _OUTCOMES_KEY = pytest.StashKey[list[BugOutcome]]()
@@ -190,3 +194,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {entry.nodeid}")
         if entry.evidence:
             terminalreporter.write_line(f"    evidence: {entry.evidence}")
+        for path in entry.artifacts:
+            terminalreporter.write_line(f"    artifacts: {path}")

@@ -285,3 +285,19 @@ def test_new_run_records_its_owner_and_processes(tmp_path: Path) -> None:
         proc.stop()
     run.forget_processes([proc.pid])
     assert RunRecord.load(run.run_dir).state.processes == []
+
+
+def test_a_process_started_from_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG is per thread: without the spawner thread, an operator restarted from a trigger
+    thread died as soon as the trigger finished (seen in the operator-restart suite)."""
+    import threading
+
+    proc = ManagedProcess("sleeper", ["sleep", "30"], tmp_path / "sleep.log")
+    starter = threading.Thread(target=proc.start)
+    starter.start()
+    starter.join()
+    time.sleep(0.5)
+    try:
+        assert proc.alive(), "the child died with the thread that started it"
+    finally:
+        proc.stop(grace=2)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,8 +77,10 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
     Caveats:
     * PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the
-      process. Start long-lived processes from the main thread (or a thread that lives
-      as long as they should), never from a short-lived worker thread.
+      process. ManagedProcess therefore always forks from one spawner thread that lives
+      as long as the interpreter (``_spawn``), whichever thread calls start(): an operator
+      restarted from a short-lived trigger thread was otherwise killed the moment that
+      thread ended.
     * preexec_fn runs between fork and exec; Python warns it is unsafe with threads. It
       only calls prctl and getppid here (no locks, no allocation to speak of).
     * It covers the direct child only; grandchildren are reached through the process
@@ -92,6 +95,14 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return preexec
+
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="process-spawner")
+
+
+def _spawn(popen: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Fork on the long-lived spawner thread, so a parent-death signal never fires early."""
+    return _SPAWNER.submit(popen).result()
 
 
 class ManagedProcess:
@@ -149,7 +160,7 @@ class ManagedProcess:
             out.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
             out.flush()
             try:
-                self._popen = subprocess.Popen(
+                self._popen = _spawn(lambda: subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -158,7 +169,7 @@ class ManagedProcess:
                     cwd=self.cwd,
                     start_new_session=True,
                     preexec_fn=_die_with_parent(os.getpid()) if self.die_with_parent else None,
-                )
+                ))
             except OSError as exc:
                 raise ProviderError(f"cannot start {self.name} ({self.argv[0]}): {exc}") from exc
         self._start_ticks = process_start_ticks(self._popen.pid)
