@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: $(STAMP)
+	@if command -v go >/dev/null && [ ! -x $(HOME)/.cache/pytest-kuberay/tools/actionlint ]; then \
+	  GOBIN=$(HOME)/.cache/pytest-kuberay/tools go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12; fi
 	$(VENV)/bin/ruff check pytest_kuberay tests benchmarks suites
 	$(VENV)/bin/mypy
 
