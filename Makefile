@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 VERSION ?= v1.5.0
 VERSIONS ?= v1.5.0,v1.5.1
+SUITES ?= suites
 APT_PACKAGES := iproute2 util-linux procps wget
 STAMP := $(VENV)/.installed
 
@@ -38,7 +39,7 @@ unit: $(STAMP)
 
 ## the conformance suites against a real cluster (provider: auto = kind if Docker answers, else local)
 e2e: toolchain
-	$(PYTEST) suites --kuberay-version=$(VERSIONS) -p no:cacheprovider -ra $(PYTEST_ARGS)
+	$(PYTEST) $(SUITES) --kuberay-version=$(VERSIONS) -p no:cacheprovider -ra $(PYTEST_ARGS)
 
 ## reproduce bug 4189 on one version and print the verdict
 repro: toolchain
