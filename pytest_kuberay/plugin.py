@@ -14,12 +14,14 @@ import pytest
 from pytest_kuberay.errors import KubeRayTestError
 from pytest_kuberay.known_bugs import KnownBug, lookup, parse_affected
 from pytest_kuberay.observe.timeline import InvariantViolationError
+from pytest_kuberay.report.summary import SessionSummary
 from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
 from pytest_kuberay.versions import KubeRayVersion
 
 pytest_plugins = ["pytest_kuberay.fixtures"]
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 BUG_KEY = pytest.StashKey["BugVerdict"]()
 VERSION_ARG = "kuberay_version"
 
@@ -133,66 +135,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Keep each phase's report on the item (fixtures collect artifacts when the call failed)."""
+    """Keep each phase's report on the item (fixtures collect artifacts on failure) and in the summary."""
     report = yield
     setattr(item, f"rep_{report.when}", report)
-    _record_bug_outcome(item, call)
+    _summary(item.config).record(item, call, report, item.stash.get(BUG_KEY, None))
     return report
 
 
-@dataclass(frozen=True)
-class BugOutcome:
-    nodeid: str
-    verdict: BugVerdict
-    outcome: str  # passed | violation | error
-    evidence: str = ""  # the first violation, one line, when there was one
-    artifacts: tuple[str, ...] = ()  # timeline/plot paths the test attached
-
-
-def _record_bug_outcome(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """Remember known-bug outcomes, with the first violation as evidence, for the session summary."""
-    verdict = item.stash.get(BUG_KEY, None)
-    if verdict is None or call.when != "call":
-        return
-    if call.excinfo is not None and call.excinfo.errisinstance(pytest.skip.Exception):
-        return  # a skip says nothing about the bug
-    evidence = ""
-    if call.excinfo is None:
-        outcome = "passed"
-    elif call.excinfo.errisinstance(InvariantViolationError):
-        outcome = "violation"
-        violations = getattr(call.excinfo.value, "violations", [])
-        evidence = " ".join(str(violations[0]).split()) if violations else ""
-    else:
-        outcome = "error"
-    artifacts = tuple(str(v) for k, v in getattr(item, "user_properties", []) if k in ("kuberay_plot",
-                                                                                     "kuberay_artifacts"))
-    item.config.stash.setdefault(_OUTCOMES_KEY, []).append(
-        BugOutcome(item.nodeid, verdict, outcome, evidence, artifacts))
-
-
-_OUTCOMES_KEY = pytest.StashKey[list[BugOutcome]]()
-
-_BUG_STATES = {
-    (True, "violation"): "reproduced, as registered",
-    (True, "passed"): "NOT reproduced (strict xfail: this fails the run)",
-    (True, "error"): "NOT reproduced: the test failed before its invariants could show the bug",
-    (False, "passed"): "not present, as registered",
-    (False, "violation"): "FOUND on a version the registry calls unaffected",
-    (False, "error"): "not checked: the test failed before its invariants ran",
-}
+def _summary(config: pytest.Config) -> SessionSummary:
+    if SUMMARY_KEY not in config.stash:
+        config.stash[SUMMARY_KEY] = SessionSummary(VERSION_ARG)
+    return config.stash[SUMMARY_KEY]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    outcomes = config.stash.get(_OUTCOMES_KEY, [])
-    if not outcomes:
-        return
-    terminalreporter.section("KubeRay known bugs")
-    for entry in outcomes:
-        bug, version = entry.verdict.bug, entry.verdict.version.label
-        state = _BUG_STATES[(entry.verdict.expected_to_fail, entry.outcome)]
-        terminalreporter.write_line(f"bug {bug.id} on {version}: {state} -- {entry.nodeid}")
-        if entry.evidence:
-            terminalreporter.write_line(f"    evidence: {entry.evidence}")
-        for path in entry.artifacts:
-            terminalreporter.write_line(f"    artifacts: {path}")
+    _summary(config).write(terminalreporter.section, terminalreporter.write_line)

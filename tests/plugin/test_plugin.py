@@ -208,19 +208,30 @@ def test_known_bugs_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bug=BUG_TESTS)
     result = pytester.runpytest("--kuberay-version=v1.5.0,v1.5.1")
     result.stdout.fnmatch_lines([
-        "*= KubeRay known bugs =*",
-        "bug 4189 on v1.5.0: reproduced, as registered -- test_bug.py::test_fails[[]v1.5.0[]]",
-        "bug 4189 on v1.5.0: NOT reproduced (strict xfail: this fails the run) -- test_bug.py::test_passes[[]v1.5.0[]]",
-        "bug 4189 on v1.5.1: FOUND on a version the registry calls unaffected -- test_bug.py::test_fails[[]v1.5.1[]]",
-        "bug 4189 on v1.5.1: not present, as registered -- test_bug.py::test_passes[[]v1.5.1[]]",
+        "*= KubeRay conformance =*",
+        "test * v1.5.0 * v1.5.1*",
+        "test_bug.py::test_fails * xfail #4189 * FAILED*",
+        "test_bug.py::test_passes * XPASS(strict) * passed*",
+        "bug 4189 on v1.5.0: reproduced, as registered -- test_bug.py::test_fails",
+        "bug 4189 on v1.5.0: NOT reproduced (strict xfail: this fails the run) -- test_bug.py::test_passes",
+        "bug 4189 on v1.5.1: FOUND on a version the registry calls unaffected -- test_bug.py::test_fails",
+        "bug 4189 on v1.5.1: not present, as registered -- test_bug.py::test_passes",
     ])
 
 
-def test_no_known_bugs_summary_without_marked_tests(pytester: pytest.Pytester) -> None:
+def test_summary_table_without_marked_tests_has_no_bug_lines(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_version(kuberay_version): pass")
+    result = pytester.runpytest("--kuberay-version=v1.5.0,v1.6.0")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*= KubeRay conformance =*", "test_*.py::test_version * passed * passed*"])
+    result.stdout.no_fnmatch_line("bug *")
+
+
+def test_no_summary_without_version_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    result.stdout.no_fnmatch_line("*KubeRay known bugs*")
+    result.stdout.no_fnmatch_line("*KubeRay conformance*")
 
 
 def test_min_version_skips_older_versions(pytester: pytest.Pytester) -> None:
@@ -340,6 +351,7 @@ def test_summary_shows_the_first_violation_as_evidence(pytester: pytest.Pytester
     result = pytester.runpytest("--kuberay-version=v1.5.0")
     result.assert_outcomes(xfailed=1)
     result.stdout.fnmatch_lines([
-        "bug 4189 on v1.5.0: reproduced, as registered -- *",
-        "    evidence: [[]active_config_frozen[]] step #6 (60, 40, 40) at t=40.5s on cluster 'echo-abcde': *",
+        "bug 4189 on v1.5.0: reproduced, as registered: active_config_frozen on cluster 'echo-abcde' at "
+        "step #6 (60, 40, 40) at t=40.5s -- *::test_it",
+        "    [[]active_config_frozen[]] step #6 (60, 40, 40) at t=40.5s on cluster 'echo-abcde': *",
     ])
