@@ -41,9 +41,10 @@ unit: $(STAMP)
 e2e: toolchain
 	$(PYTEST) $(SUITES) --kuberay-version=$(VERSIONS) -p no:cacheprovider -ra $(PYTEST_ARGS)
 
-## reproduce bug 4189 on one version and print the verdict
+## reproduce bug 4189 on one version (maxSurge 20/stepSize 20): prints the verdict and the artifact paths
 repro: toolchain
-	$(PYTEST) suites --kuberay-version=$(VERSION) -p no:cacheprovider -ra $(PYTEST_ARGS)
+	$(PYTEST) suites/incremental_upgrade -k "keeps_old_serve_config and surge20" --kuberay-version=$(VERSION) \
+	  -p no:cacheprovider -rxX $(PYTEST_ARGS)
 
 ## build (or reuse) the Docker-free local cluster's binaries; the first build takes ~15 minutes on 2 cores.
 ## Skipped where Go is missing: the local provider then says so itself.
