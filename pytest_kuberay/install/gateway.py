@@ -10,15 +10,12 @@ reaches the Gateway directly.
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
 from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_component
 
 __all__ = ["TRAEFIK_CONTROLLER", "TraefikGateway", "gateway_class", "install_gateway_api_crds"]
@@ -40,12 +37,6 @@ def gateway_class(name: str, controller: str) -> dict[str, Any]:
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "pytest-kuberay"}},
         "spec": {"controllerName": controller},
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TraefikGateway:
@@ -72,7 +63,7 @@ class TraefikGateway:
 
     def start(self, timeout: float = 60.0) -> None:
         binary = ensure_component("traefik")
-        ping_port = _free_port()
+        ping_port = free_port()
         # Traefik takes its static config from one source only; the environment keeps the token out of `ps`.
         env = {
             "TRAEFIK_ENTRYPOINTS_WEB_ADDRESS": f"{self.listen_ip}:80",
@@ -88,13 +79,8 @@ class TraefikGateway:
         self.process = self.spawn("traefik", [str(binary)], self.log_path, env)
         self.process.start()
 
-        def ping() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{ping_port}/ping", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ping, timeout=timeout, what="Traefik /ping", processes=[self.process])
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{ping_port}/ping"), timeout=timeout, what="Traefik /ping",
+                   processes=[self.process])
         apply_manifests(self.cluster.dynamic, [gateway_class(self.class_name, TRAEFIK_CONTROLLER)])
         wait_until(self._class_accepted, timeout=timeout,
                    what=f"GatewayClass {self.class_name} Accepted by Traefik", processes=[self.process])

@@ -10,14 +10,11 @@ restarts it mid-upgrade to check that nothing depends on its in-memory cache.
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
-
-import httpx
 
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
 from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_operator
 from pytest_kuberay.versions import KubeRayVersion
 
@@ -52,12 +49,6 @@ def _wait_crds_established(cluster: ClusterHandle, names: list[str], timeout: fl
     wait_until(lambda: not pending(), timeout=timeout, what=f"CRDs established: {', '.join(names)}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OperatorProcess:
     """The real KubeRay operator, out of cluster, with the incremental-upgrade gate on."""
 
@@ -88,21 +79,15 @@ class OperatorProcess:
     def start(self, timeout: float = 60.0) -> None:
         if self.binary is None:
             self.binary = ensure_operator(self.version.label, self.source)
-        probe_port = _free_port()
+        probe_port = free_port()
         log_path = self.run_dir / f"kuberay-operator-{self.restarts}.log"
         self.log_paths.append(log_path)
-        self.process = self.spawn("kuberay-operator", self._argv(probe_port, _free_port()), log_path,
+        self.process = self.spawn("kuberay-operator", self._argv(probe_port, free_port()), log_path,
                                   {"KUBECONFIG": str(self.kubeconfig)})
         self.process.start()
 
-        def ready() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout=timeout, what=f"KubeRay operator {self.version.label} /readyz",
-                   processes=[self.process])
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{probe_port}/readyz"), timeout=timeout,
+                   what=f"KubeRay operator {self.version.label} /readyz", processes=[self.process])
         log.info("KubeRay operator %s running (pid %s, log %s)", self.version.label, self.process.pid, log_path)
 
     def stop(self) -> None:

@@ -18,7 +18,6 @@ import functools
 import logging
 import secrets
 import shutil
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.network import BridgeNetwork
 from pytest_kuberay.providers.local.pki import ADMIN_GROUP, ADMIN_USER, ClusterPKI, generate_pki
-from pytest_kuberay.providers.local.processes import ManagedProcess, Supervisor, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, Supervisor, free_port, wait_until
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env, new_run, reap_stale_runs
 
 if TYPE_CHECKING:
@@ -60,13 +59,6 @@ TOKEN_USER = "pytest-kuberay-token-admin"
 
 _PORT_CONFLICT = "address already in use"
 _PORT_RETRIES = 3
-
-
-def _free_port(host: str) -> int:
-    """A port nobody listens on at ``host`` right now (a race remains; start() retries on conflict)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalControlPlane:
@@ -190,7 +182,7 @@ class LocalControlPlane:
         data_dir = self.dir / "etcd"
 
         def argv() -> list[str]:
-            client, peer = _free_port("127.0.0.1"), _free_port("127.0.0.1")
+            client, peer = free_port("127.0.0.1"), free_port("127.0.0.1")
             self.etcd_url = f"http://127.0.0.1:{client}"
             peer_url = f"http://127.0.0.1:{peer}"
             return [
@@ -220,7 +212,7 @@ class LocalControlPlane:
         pki = self.pki
 
         def argv() -> list[str]:
-            self.api_port = _free_port(gateway)
+            self.api_port = free_port(gateway)
             return [
                 str(binary),
                 f"--etcd-servers={self.etcd_url}",
@@ -303,7 +295,7 @@ class LocalControlPlane:
 
     def _start_scheduler(self, binary: Path, deadline: float) -> None:
         def argv() -> list[str]:
-            port = _free_port("127.0.0.1")
+            port = free_port("127.0.0.1")
             self._scheduler_port = port
             return [
                 str(binary),

@@ -15,12 +15,15 @@ import ctypes.util
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+import httpx
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.verdict.polling import eventually
@@ -341,3 +344,18 @@ class Supervisor:
 
 # How installers start processes: plain ManagedProcess, or a run-recorded one on the local provider.
 ProcessFactory = Callable[[str, Sequence[str], Path, Mapping[str, str] | None], ManagedProcess]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on at ``host`` right now (a race remains; callers retry or fail clearly)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 200: the readiness check of operator, Traefik and friends."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
