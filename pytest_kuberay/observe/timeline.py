@@ -47,6 +47,9 @@ class Sample:
     status: RayServiceStatus | None
     snapshots: dict[str, ServeSnapshot]
     status_error: str | None = None
+    # False when the status changed while the clusters were probed: the snapshots may belong to either
+    # step, so checks comparing live state with the status skip this sample
+    settled: bool = True
 
     @property
     def key(self) -> StepKey | None:
@@ -277,6 +280,16 @@ class TimelineRecorder:
         except Exception as exc:
             return ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
 
+    def _unchanged(self, before: RayServiceStatus | None) -> bool:
+        """Read the status again: did it move while we probed?"""
+        if before is None:
+            return True
+        try:
+            after = self.status_source.read()
+        except Exception:
+            return False
+        return after.step_key == before.step_key and after.clusters() == before.clusters()
+
     def sample_once(self) -> Sample:
         """Take one sample now: status first (it defines the step), then all clusters in parallel."""
         t = time.monotonic() - self._t0
@@ -294,7 +307,7 @@ class TimelineRecorder:
             ServeSnapshot(cluster, time.monotonic(), error="probe slower than the sampling interval")
             for cluster, fut in futures.items()
         }
-        sample = Sample(t, status, snapshots, status_error)
+        sample = Sample(t, status, snapshots, status_error, settled=self._unchanged(status))
         with self._lock:
             self._samples.append(sample)
         for listener in self.listeners:

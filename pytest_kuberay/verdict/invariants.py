@@ -156,7 +156,7 @@ def live_capacity_matches_status(step: Step) -> list[Violation]:
     for role, cluster, want in (("active", step.active_cluster, active_tc),
                                 ("pending", step.pending_cluster, pending_tc)):
         for sample, snap in _snapshots(step, cluster):
-            if sample.t - step.start < grace or not snap.apps:
+            if sample.t - step.start < grace or not snap.apps or not sample.settled:
                 continue
             if abs(_live_tc(snap) - want) > 0.01:
                 violations.append(Violation(
