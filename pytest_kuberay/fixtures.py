@@ -56,7 +56,7 @@ def _fail(exc: KubeRayTestError) -> None:
 
 
 @pytest.fixture(scope="session")
-def kuberay_cluster(kuberay_settings: Settings) -> Iterator[Any]:
+def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A cluster with the Gateway API CRDs and a gateway controller, from the chosen provider."""
     from pytest_kuberay.providers.select import resolve_provider
 
@@ -68,13 +68,17 @@ def kuberay_cluster(kuberay_settings: Settings) -> Iterator[Any]:
 
                 yield stack.enter_context(local_stack(kuberay_settings))
             elif provider == "kind":
-                from pytest_kuberay.providers.select import docker_engine_answers
+                from pytest_kuberay.providers.kind import ProviderUnavailable, kind_options, kind_stack
 
-                if not docker_engine_answers():
-                    pytest.skip("no Docker engine: kind provider unavailable (use --kuberay-provider=local)")
-                pytest.skip("the kind provider is not built yet (issue 5); use --kuberay-provider=local")
+                try:
+                    kind = stack.enter_context(kind_stack(kuberay_settings, **kind_options(pytestconfig)))
+                except ProviderUnavailable as exc:  # a tool is missing on this machine: skip, saying which
+                    pytest.skip(str(exc))
+                yield kind
             else:
-                pytest.skip("the existing-cluster provider is not built yet (issue 5); use --kuberay-provider=local")
+                from pytest_kuberay.providers.existing import existing_stack
+
+                yield stack.enter_context(existing_stack(kuberay_settings))
         except KubeRayTestError as exc:
             _fail(exc)
 

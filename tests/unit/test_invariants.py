@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
 import pytest
@@ -168,7 +167,7 @@ def test_live_capacity_matches_status_after_the_grace() -> None:
 def test_live_capacity_skips_samples_taken_while_the_status_moved() -> None:
     """Status read, then probes: if the operator moved on in between, the sample may mix two steps."""
     stale_late = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), n=2), *at(2, (80, 20, 20), live=(100, 20))]
-    unsettled = [*stale_late[:-1], dataclasses.replace(stale_late[-1], settled=False)]
+    unsettled = [dataclasses.replace(s, settled=False) if s.t >= 2 else s for s in stale_late]
     assert violations(timeline(*unsettled, reconcile_seconds=0.5), live_capacity_matches_status) == []
 
 
