@@ -249,7 +249,8 @@ class PodWorker:
         )
         self.volumes.materialize()
         self.network.create()
-        holder = self.sandbox.start(self.volumes.mounts(private_home=home), self._hostname())
+        mounts = self.volumes.mounts(private_home=home, keep_visible=(config.python_env,))
+        holder = self.sandbox.start(mounts, self._hostname())
         # The holder first: a reaper that kills it before its parent leaves no orphan behind.
         self.ctx.state.add_process(self.uid, holder)
         if self.sandbox.launcher_pid is not None:

@@ -33,7 +33,7 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -255,7 +255,7 @@ class PodVolumes:
 
     # ------------------------------------------------------------------------------- mounts
 
-    def mounts(self, *, private_home: str | None) -> list[MountSpec]:
+    def mounts(self, *, private_home: str | None, keep_visible: Sequence[Path] = ()) -> list[MountSpec]:
         """Every mount of the pod: its private dirs and the union of its containers' volumeMounts."""
         sandbox = self.sandbox
         by_target: dict[str, MountSpec] = {}
@@ -285,6 +285,12 @@ class PodVolumes:
         ]
         if private_home:
             defaults.append(MountSpec(private_home, "pod:home", sandbox.home_dir))
+        # The Python env that stands in for Ray images must stay visible even when it lives under a
+        # directory the pod gets privately (a checkout under /tmp, as CI clones may be).
+        hidden = ["/tmp", *([private_home] if private_home else [])]
+        for path in keep_visible:
+            if any(Path(path).is_relative_to(root) for root in hidden):
+                defaults.append(MountSpec(str(path), f"host:{path}", Path(path), readonly=True))
         for spec in defaults:
             by_target.setdefault(spec.target, spec)
         return list(by_target.values())
