@@ -178,7 +178,7 @@ def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[Any]]:
 def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
             kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Callable[..., Any]:
     """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
-    from pytest_kuberay.drive.upgrade import record_upgrade
+    from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
     from pytest_kuberay.report.artifacts import save_timeline
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
@@ -191,7 +191,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settin
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label),
-                                  traffic_url=getattr(kuberay_cluster, "gateway_url", None) if traffic else None,
+                                  traffic_url=gateway_url(kuberay_cluster, deployed) if traffic else None,
                                   triggers=triggers, until=until, until_description=until_description)
         title = (f"KubeRay {kuberay_version.label}: {request.node.name} "
                  f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")

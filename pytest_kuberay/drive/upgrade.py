@@ -22,9 +22,17 @@ from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, Ti
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["TriggerOnce", "head_service", "record_upgrade", "serve_probe_factory"]
+__all__ = ["TriggerOnce", "gateway_url", "head_service", "record_upgrade", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
+
+
+def gateway_url(stack: Any, deployed: DeployedRayService) -> str | None:
+    """Where requests reach this RayService's Gateway: per Gateway on kind with Istio, else one per cluster."""
+    url_for = getattr(stack, "gateway_url_for", None)
+    if url_for is not None:
+        return str(url_for(deployed.namespace, f"{deployed.name}-gateway"))
+    return getattr(stack, "gateway_url", None)
 
 
 def head_service(cluster_name: str) -> str:

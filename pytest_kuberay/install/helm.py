@@ -29,7 +29,7 @@ import yaml
 
 from pytest_kuberay.errors import ProviderError, ToolchainError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
-from pytest_kuberay.install.kuberay import install_kuberay_crds
+from pytest_kuberay.install.kuberay import install_kuberay_crds, wait_crds_established
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.toolchain import cache_root
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL
@@ -303,24 +303,6 @@ def apply_kuberay_crds(cluster: ClusterHandle, version: KubeRayVersion, chart_di
     applied = apply_manifests(cluster.dynamic, load_manifests(_crd_dir_from_chart(chart_dir)))
     wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
     return applied
-
-
-def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout: float = 60.0) -> None:
-    from kubernetes import client
-
-    api = client.ApiextensionsV1Api(cluster.api_client)
-
-    def pending() -> list[str]:
-        waiting = []
-        for name in names:
-            crd = api.read_custom_resource_definition(name)
-            conditions = {c.type: c.status for c in ((crd.status and crd.status.conditions) or [])}
-            if conditions.get("Established") != "True":
-                waiting.append(name)
-        return waiting
-
-    wait_for(pending, lambda left: not left, timeout=timeout, interval=0.5,
-             description=f"CRDs established: {', '.join(names)}", show=lambda left: f"not yet: {left}")
 
 
 def _pod_ready(pod: Any) -> bool:

@@ -29,6 +29,7 @@ from pytest_kuberay.providers.local.processes import ManagedProcess
 __all__ = [
     "ISTIOCTL_MISSING",
     "ISTIO_CONTROLLER",
+    "KUBECTL_MISSING",
     "IstioGateway",
     "PortForward",
     "istio_install_argv",

@@ -10,6 +10,7 @@ restarts it mid-upgrade to check that nothing depends on its in-memory cache.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
@@ -18,7 +19,7 @@ from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFact
 from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_operator
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["OperatorProcess", "install_kuberay_crds"]
+__all__ = ["OperatorProcess", "install_kuberay_crds", "wait_crds_established"]
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,12 @@ INCREMENTAL_UPGRADE_GATE = "RayServiceIncrementalUpgrade"
 def install_kuberay_crds(cluster: ClusterHandle, version: KubeRayVersion) -> list[str]:
     """Server-side apply this version's CRDs (Helm installs CRDs only once, so we always do it ourselves)."""
     applied = apply_manifests(cluster.dynamic, load_manifests(crd_dir("kuberay", version.tag)))
-    _wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
+    wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
     return applied
 
 
-def _wait_crds_established(cluster: ClusterHandle, names: list[str], timeout: float = 60.0) -> None:
+def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout: float = 60.0) -> None:
+    """Wait until the API server serves these CRDs (custom objects of a just-applied CRD 404 until then)."""
     from kubernetes import client
 
     api = client.ApiextensionsV1Api(cluster.api_client)

@@ -37,10 +37,9 @@ from pytest_kuberay.install.helm import (
     Helm,
     HelmOperator,
     PodLogFollower,
-    wait_crds_established,
 )
 from pytest_kuberay.install.istio import IstioGateway, newest_gateway
-from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
+from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds, wait_crds_established
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.kind import gateway_api_crd_dir, runs_out_of_cluster
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL

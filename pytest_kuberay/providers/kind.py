@@ -36,10 +36,9 @@ from pytest_kuberay.install.helm import (
     HELM_MISSING,
     Helm,
     HelmOperator,
-    wait_crds_established,
 )
-from pytest_kuberay.install.istio import ISTIOCTL_MISSING, IstioGateway
-from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
+from pytest_kuberay.install.istio import ISTIOCTL_MISSING, KUBECTL_MISSING, IstioGateway
+from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds, wait_crds_established
 from pytest_kuberay.install.traefik_helm import TRAEFIK_NODE_PORT, TraefikHelmGateway
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.toolchain import cache_root, crd_dir
@@ -129,6 +128,8 @@ def check_prerequisites(settings: Settings, kind_bin: str | None = None,
                             f"{', '.join(KIND_GATEWAY_CLASSES)} (the controllers this provider installs)")
     if gateway == "istio" and which("istioctl") is None:
         raise ProviderUnavailable(ISTIOCTL_MISSING)
+    if gateway == "istio" and which("kubectl") is None:
+        raise ProviderUnavailable(KUBECTL_MISSING)
     helm_needed = gateway == "traefik" or any(not runs_out_of_cluster(v, settings.source) for v in settings.versions)
     if helm_needed and which("helm") is None:
         raise ProviderUnavailable(HELM_MISSING)

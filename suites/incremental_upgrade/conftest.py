@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_kuberay.drive.deploy import DeployedRayService, deploy_rayservice
-from pytest_kuberay.drive.upgrade import record_upgrade
+from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
 from pytest_kuberay.observe.timeline import Timeline
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.report.artifacts import collect_failure_artifacts, save_timeline
@@ -72,7 +72,7 @@ def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuber
         plan = upgrade_plan(manifest, new_manifest, {"cluster_change": "worker-cpu", "serve_change": "user-config"})
         listeners = kuberay_progress(f"{kuberay_version.label} {request.param}")
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
-                                  listeners=listeners, traffic_url=getattr(kuberay_cluster, "gateway_url", None))
+                                  listeners=listeners, traffic_url=gateway_url(kuberay_cluster, deployed))
         title = f"KubeRay {kuberay_version.label}: incremental upgrade, maxSurge {max_surge}%, stepSize {step_size}%"
         _, plot = save_timeline(timeline, artifacts, title)
         try:  # rayClusterDeletionDelaySeconds is 0 in our manifest
