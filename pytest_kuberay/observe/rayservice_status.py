@@ -27,6 +27,7 @@ class ClusterStatus:
     target_capacity: int | None = None
     traffic_routed_percent: int | None = None
     app_statuses: dict[str, str] = field(default_factory=dict)
+    last_traffic_migrated_time: str | None = None  # RFC 3339, set by the operator when traffic moves
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def _cluster_status(raw: dict[str, Any] | None) -> ClusterStatus | None:
         target_capacity=raw.get("targetCapacity"),
         traffic_routed_percent=raw.get("trafficRoutedPercent"),
         app_statuses=apps,
+        last_traffic_migrated_time=raw.get("lastTrafficMigratedTime"),
     )
 
 

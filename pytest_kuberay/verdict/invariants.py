@@ -147,7 +147,12 @@ def _live_tc(snap: ServeSnapshot) -> float:
 
 
 def live_capacity_matches_status(step: Step) -> list[Violation]:
-    """A cluster's live ``target_capacity`` equals its status TC once a reconcile has passed."""
+    """A cluster's live ``target_capacity`` and its status TC never disagree for longer than one reconcile.
+
+    The operator PUTs a capacity and writes the status in the same reconcile, in either order, so
+    they may disagree briefly; a disagreement that outlasts a reconcile (plus a sampling interval)
+    is a violation. Samples taken while the status moved are not trusted either way.
+    """
     if step.phase != "upgrading":
         return []
     grace = step.timeline.reconcile_seconds + step.timeline.interval
@@ -155,14 +160,19 @@ def live_capacity_matches_status(step: Step) -> list[Violation]:
     violations = []
     for role, cluster, want in (("active", step.active_cluster, active_tc),
                                 ("pending", step.pending_cluster, pending_tc)):
+        since: float | None = None  # when the current disagreement began
         for sample, snap in _snapshots(step, cluster):
-            if sample.t - step.start < grace or not snap.apps or not sample.settled:
+            if not snap.apps or not sample.settled:
                 continue
-            if abs(_live_tc(snap) - want) > 0.01:
+            if abs(_live_tc(snap) - want) <= 0.01:
+                since = None
+                continue
+            since = sample.t if since is None else since
+            if sample.t - since > grace:
                 violations.append(Violation(
                     "live_capacity_matches_status", step.label(), cluster,
                     f"{role} cluster's live target_capacity is {snap.target_capacity} but its status says "
-                    f"{want}, {sample.t - step.start:.1f}s into the step", t=sample.t))
+                    f"{want}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=sample.t))
                 break
     return violations
 

@@ -150,24 +150,24 @@ def test_monotonic_progress(keys: list[StepKey], problem: str) -> None:
     assert f"(previous: {prev.label()})" in found[0].message
 
 
-def test_live_capacity_matches_status_after_the_grace() -> None:
-    # grace = reconcile 0.5 s + interval 0.5 s: the samples at 0 and 0.5 s into the step may lag
-    stale_early = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), live=(100, 20), n=2),
-                   *at(2, (80, 20, 20), n=2)]
-    assert violations(timeline(*stale_early, reconcile_seconds=0.5), live_capacity_matches_status) == []
-    stale_late = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), n=2), *at(2, (80, 20, 20), live=(100, 20))]
-    tl = timeline(*stale_late, reconcile_seconds=0.5)
+def test_live_capacity_may_disagree_with_the_status_for_one_reconcile_only() -> None:
+    # grace = reconcile 0.5 s + interval 0.5 s; samples are 0.5 s apart
+    brief = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), live=(100, 20), n=3), *at(2.5, (80, 20, 20), n=2)]
+    assert violations(timeline(*brief, reconcile_seconds=0.5), live_capacity_matches_status) == []
+    lasting = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), n=2), *at(2, (80, 20, 20), live=(100, 20), n=4)]
+    tl = timeline(*lasting, reconcile_seconds=0.5)
     found = violations(tl, live_capacity_matches_status)
     assert [(v.invariant, v.step, v.cluster, v.t) for v in found] == [
-        ("live_capacity_matches_status", tl.steps[1].label(), ACTIVE, 2.0)
+        ("live_capacity_matches_status", tl.steps[1].label(), ACTIVE, 3.5)
     ]
-    assert "active cluster's live target_capacity is 100.0 but its status says 80" in found[0].message
+    assert "active cluster's live target_capacity is 100.0 but its status says 80, for 1.5s (since t=2.0s)" in (
+        found[0].message)
 
 
 def test_live_capacity_skips_samples_taken_while_the_status_moved() -> None:
     """Status read, then probes: if the operator moved on in between, the sample may mix two steps."""
-    stale_late = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), n=2), *at(2, (80, 20, 20), live=(100, 20))]
-    unsettled = [dataclasses.replace(s, settled=False) if s.t >= 2 else s for s in stale_late]
+    lasting = [*at(0, (100, 20, 0), n=2), *at(1, (80, 20, 20), n=2), *at(2, (80, 20, 20), live=(100, 20), n=4)]
+    unsettled = [dataclasses.replace(s, settled=False) if s.t >= 2 else s for s in lasting]
     assert violations(timeline(*unsettled, reconcile_seconds=0.5), live_capacity_matches_status) == []
 
 

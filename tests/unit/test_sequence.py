@@ -50,3 +50,29 @@ def test_traffic_moving_faster_than_interval_is_flagged() -> None:
     assert traffic_interval_violations(_timeline(FACTS_20_20, t_step=6.0)) == []
     [first, *_] = traffic_interval_violations(_timeline(FACTS_20_20, t_step=1.0))
     assert "intervalSeconds is 5" in first.message
+
+
+def _with_migration_stamps(tl, seconds_per_move: float):
+    """Give each sample's pending status the operator's lastTrafficMigratedTime (one per traffic value)."""
+    import datetime as dt
+
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    samples = []
+    for s in tl.samples:
+        if s.status is not None and s.status.pending is not None:
+            traffic = s.status.pending.traffic_routed_percent or 0
+            stamp = (base + dt.timedelta(seconds=seconds_per_move * traffic / 20)).isoformat().replace("+00:00", "Z")
+            pending = replace(s.status.pending, last_traffic_migrated_time=stamp)
+            s = replace(s, status=replace(s.status, pending=pending))
+        samples.append(s)
+    out = timeline(*samples)
+    out.plan = tl.plan
+    return out
+
+
+def test_traffic_interval_uses_the_operators_own_timestamps() -> None:
+    """Seen 1 s apart (a slow status write), but migrated 6 s apart by the operator's clock: fine."""
+    seen_fast = _timeline(FACTS_20_20, t_step=1.0)
+    assert traffic_interval_violations(_with_migration_stamps(seen_fast, 6.0)) == []
+    [first, *_] = traffic_interval_violations(_with_migration_stamps(seen_fast, 3.0))
+    assert "(lastTrafficMigratedTime)" in first.message and "intervalSeconds is 5" in first.message
