@@ -9,10 +9,12 @@ restarts it mid-upgrade to check that nothing depends on its in-memory cache.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
@@ -66,7 +68,7 @@ class OperatorProcess:
         self.restarts = 0
         self.log_paths: list[Path] = []
 
-    def _argv(self, probe_port: int, metrics_port: int) -> list[str]:
+    def _argv(self, probe_port: int) -> list[str]:
         assert self.binary is not None
         return [
             str(self.binary),
@@ -74,23 +76,32 @@ class OperatorProcess:
             "--use-kubernetes-proxy",
             "--enable-leader-election=false",
             f"--health-probe-bind-address=127.0.0.1:{probe_port}",
-            f"--metrics-addr=127.0.0.1:{metrics_port}",
+            "--metrics-addr=0",  # no metrics server: one port fewer to race for
             "--log-stdout-encoder=console",
         ]
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> None:
+        """Start and wait for /readyz; a probe port taken between picking and binding it is retried."""
         if self.binary is None:
             self.binary = ensure_operator(self.version.label, self.source)
-        probe_port = free_port()
         log_path = self.run_dir / f"kuberay-operator-{self.restarts}.log"
         self.log_paths.append(log_path)
-        self.process = self.spawn("kuberay-operator", self._argv(probe_port, free_port()), log_path,
-                                  {"KUBECONFIG": str(self.kubeconfig)})
-        self.process.start()
-
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{probe_port}/readyz"), timeout=timeout,
-                   what=f"KubeRay operator {self.version.label} /readyz", processes=[self.process])
-        log.info("KubeRay operator %s running (pid %s, log %s)", self.version.label, self.process.pid, log_path)
+        for attempt in range(1, attempts + 1):
+            probe_port = free_port()
+            process = self.spawn("kuberay-operator", self._argv(probe_port), log_path,
+                                 {"KUBECONFIG": str(self.kubeconfig)})
+            self.process = process.start()
+            readyz = functools.partial(http_ok, f"http://127.0.0.1:{probe_port}/readyz")
+            try:
+                wait_until(readyz, timeout=timeout,
+                           what=f"KubeRay operator {self.version.label} /readyz", processes=[process])
+                break
+            except ProviderError:
+                if attempt == attempts or "address already in use" not in process.tail(20):
+                    raise
+                log.info("operator's probe port %d was taken meanwhile; retrying", probe_port)
+                process.stop()
+        log.info("KubeRay operator %s running (pid %s, log %s)", self.version.label, process.pid, log_path)
 
     def stop(self) -> None:
         if self.process is not None:
