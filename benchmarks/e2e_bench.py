@@ -23,8 +23,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_scenario(suite: str, version: str, extra: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak GiB above baseline, pytest exit code)."""
+def run_scenario(suite: str, version: str, extra: list[str], log_dir: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak GiB above baseline, pytest exit code); pytest's output goes to ``log_dir``."""
     baseline = psutil.virtual_memory().used
     peak = baseline
     stop = threading.Event()
@@ -39,7 +39,9 @@ def run_scenario(suite: str, version: str, extra: list[str]) -> tuple[float, flo
     started = time.monotonic()
     cmd = [sys.executable, "-m", "pytest", suite, f"--kuberay-version={version}", "--kuberay-provider=local",
            "-q", "-p", "no:cacheprovider", *extra]
-    code = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"{Path(suite).name}-{version}.log").open("wb") as out:
+        code = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
     wall = time.monotonic() - started
     stop.set()
     sampler.join()
@@ -50,6 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--versions", default="v1.5.0,v1.5.1")
     parser.add_argument("--suite", action="append", help="suite path (repeatable); default: every suite")
+    parser.add_argument("--logs", type=Path, default=ROOT / "kuberay-artifacts" / "bench-e2e",
+                        help="where each scenario's pytest output goes")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --")
     args = parser.parse_args()
     suites = args.suite or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "suites").iterdir() if p.is_dir()
@@ -57,7 +61,7 @@ def main() -> None:
     print(f"{'scenario':<45} {'version':<14} {'wall':>8} {'peak mem':>10} {'exit':>5}")
     for suite in suites:
         for version in args.versions.split(","):
-            wall, peak, code = run_scenario(suite, version, args.pytest_args)
+            wall, peak, code = run_scenario(suite, version, args.pytest_args, args.logs)
             print(f"{suite:<45} {version:<14} {wall:7.0f}s {peak:8.2f}GiB {code:>5}", flush=True)
 
 
