@@ -126,7 +126,8 @@ def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kube
 def rayservice_factory(kuberay_cluster: Any, kuberay_operator: Any, kuberay_namespace: str,
                        kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> Callable[..., Any]:
     """Deploy the echo RayService with given upgrade options and wait until it serves."""
-    from pytest_kuberay.drive.deploy import deploy_rayservice
+    from pytest_kuberay.drive.deploy import deploy_rayservice, wait_gateway_ready
+    from pytest_kuberay.drive.upgrade import gateway_url
     from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice
 
     def deploy(name: str = "echo", max_surge_percent: int = 20, step_size_percent: int = 20,
@@ -137,7 +138,9 @@ def rayservice_factory(kuberay_cluster: Any, kuberay_operator: Any, kuberay_name
             interval_seconds=interval_seconds)
         manifest = echo_rayservice(name, kuberay_namespace, kuberay_settings.ray_image_for(kuberay_version),
                                    options)
-        return deploy_rayservice(kuberay_cluster.handle, manifest, timeout=kuberay_settings.timeout(600))
+        deployed = deploy_rayservice(kuberay_cluster.handle, manifest, timeout=kuberay_settings.timeout(600))
+        wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed), timeout=kuberay_settings.timeout(120))
+        return deployed
 
     return deploy
 

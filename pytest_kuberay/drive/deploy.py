@@ -10,13 +10,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.rayservice import serve_app_configmap
 
-__all__ = ["DeployedRayService", "deploy_rayservice", "describe_status"]
+__all__ = ["DeployedRayService", "deploy_rayservice", "describe_status", "wait_gateway_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +81,33 @@ def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout:
                show=describe_status)
     log.info("RayService %s/%s is serving", namespace, deployed.name)
     return deployed
+
+
+def _route_conditions(deployed: DeployedRayService) -> dict[str, str]:
+    route = deployed.cluster.custom.get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", deployed.namespace, "httproutes", f"{deployed.name}-httproute")
+    parents = (route.get("status") or {}).get("parents", [])
+    return {c["type"]: c["status"] for p in parents for c in p.get("conditions", [])}
+
+
+def _answers(url: str) -> str:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "" if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:80]}"
+
+
+def wait_gateway_ready(deployed: DeployedRayService, url: str | None, timeout: float) -> None:
+    """The HTTPRoute is Accepted with ResolvedRefs by the gateway controller, and the Gateway answers.
+
+    A RayService can report Ready a moment before its gateway controller has programmed the route
+    (seen with v1.6.2 and Traefik: a 404 right after Ready); traffic checks start only after this.
+    """
+    eventually(lambda: _route_conditions(deployed),
+               lambda c: c.get("Accepted") == "True" and c.get("ResolvedRefs") == "True",
+               timeout=timeout, interval=1.0,
+               description=f"HTTPRoute {deployed.namespace}/{deployed.name}-httproute Accepted and ResolvedRefs")
+    if url is not None:
+        eventually(lambda: url, _answers, timeout=timeout, interval=1.0,
+                   description=f"a 200 through the Gateway at {url}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_kuberay.drive.deploy import DeployedRayService, deploy_rayservice
+from pytest_kuberay.drive.deploy import DeployedRayService, deploy_rayservice, wait_gateway_ready
 from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
 from pytest_kuberay.observe.timeline import Timeline
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
@@ -67,6 +67,7 @@ def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuber
             max_surge_percent=max_surge, step_size_percent=step_size, interval_seconds=INTERVAL_SECONDS)
         manifest = echo_rayservice("echo", namespace, kuberay_settings.ray_image_for(kuberay_version), options)
         deployed = deploy_rayservice(handle, manifest, timeout=kuberay_settings.timeout(600))
+        wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed), timeout=kuberay_settings.timeout(120))
         old_cluster = deployed.status().active.cluster  # type: ignore[union-attr]
         new_manifest = apply_change(manifest, "worker-cpu", "user-config")
         plan = upgrade_plan(manifest, new_manifest, {"cluster_change": "worker-cpu", "serve_change": "user-config"})

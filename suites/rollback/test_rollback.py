@@ -15,8 +15,14 @@ from pytest_kuberay.verdict.invariants import active_config_frozen
 from pytest_kuberay.verdict.traffic import requests_succeed
 
 
-def rolled_back(initial: str):
+def rolled_back_after(revert):
+    return lambda initial: rolled_back(initial, revert)
+
+
+def rolled_back(initial: str, revert):
     def check(status) -> str:
+        if revert.fired_at is None:
+            return "the spec has not been reverted yet (the upgrade must get under way first)"
         if status.active is None or status.active.cluster != initial:
             return "the original cluster is no longer active"
         if status.pending is not None:
@@ -35,7 +41,7 @@ def test_rollback_returns_to_the_original_cluster(rayservice, upgrade):
     revert = TriggerOnce("revert-spec", lambda s: s.key is not None and s.key[0] <= 80 and bool(s.pending_cluster),
                          lambda: rayservice.apply(original))
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config", triggers=[revert],
-                       until=rolled_back, until_description="rollback to the original cluster")
+                       until=rolled_back_after(revert), until_description="rollback to the original cluster")
     assert {s.active_cluster for s in timeline.samples if s.active_cluster} == {initial}, "the active cluster changed"
     timeline.assert_each_step(active_config_frozen, requests_succeed)
     final = timeline.samples[-1].status
