@@ -524,7 +524,13 @@ def test_restart_policy_init_containers_and_liveness(agent: NodeAgentProcess, ku
     }
     kube.post(pods, live)
 
-    failed = _phase_is(kube, namespace, "never-fails", "Failed")
+    _phase_is(kube, namespace, "never-fails", "Failed")
+    # the phase was once seen a moment before containerStatuses showed the termination (a CI run):
+    # wait for both rather than read one status that may be mid-update
+    failed = eventually(lambda: _pod(kube, namespace, "never-fails"), lambda pod: "main" in _terminated(pod),
+                        timeout=30, interval=0.25, description="never-fails' container main terminated",
+                        show=lambda pod: str(pod.get("status")))
+    assert failed["status"]["phase"] == "Failed"
     assert _terminated(failed)["main"]["exitCode"] == 3
     assert _terminated(failed)["main"]["reason"] == "Error"
 
