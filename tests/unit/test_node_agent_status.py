@@ -32,6 +32,7 @@ RUNNING = ContainerFacts(ever_started=True, running=True, exit_code=None)
 NEVER = ContainerFacts(ever_started=False, running=False, exit_code=None)
 OK = ContainerFacts(ever_started=True, running=False, exit_code=0)
 FAILED = ContainerFacts(ever_started=True, running=False, exit_code=1)
+UNREAPED = ContainerFacts(ever_started=True, running=False, exit_code=None)  # stopped, exit code not read yet
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,10 @@ FAILED = ContainerFacts(ever_started=True, running=False, exit_code=1)
         ("OnFailure", [OK, FAILED], "Running"),
         ("Never", [OK, OK], "Succeeded"),
         ("Never", [OK, FAILED], "Failed"),
+        # seen in CI: an exit-0 pod was marked Failed for good because the phase was computed before
+        # its exit code was known
+        ("Never", [UNREAPED], "Running"),
+        ("Never", [OK, UNREAPED], "Running"),
     ],
 )
 def test_pod_phase(policy: str, containers: list[ContainerFacts], phase: str) -> None:

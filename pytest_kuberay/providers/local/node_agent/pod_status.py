@@ -37,6 +37,8 @@ def pod_phase(
         return "Pending"
     if any(c.running for c in containers):
         return "Running"
+    if any(c.exit_code is None for c in containers):
+        return "Running"  # a container has stopped but is not reaped yet: no terminal phase on a guess
     all_ok = all(c.exit_code == 0 for c in containers)
     if restart_policy == "Always":
         return "Running"
