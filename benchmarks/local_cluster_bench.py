@@ -33,7 +33,7 @@ def print_build_times(version: str) -> None:
     binaries.append(toolchain.ensure_operator(version))
     total = 0.0
     for binary in binaries:
-        meta = json.loads((binary.parent / "build.json").read_text())
+        meta = json.loads(toolchain.build_record_path(binary).read_text())
         total += float(meta["build_seconds"])
         print(f"cold build {meta['what']:<32} {meta['build_seconds']:>7.1f}s  (built {meta['built_at']})")
     print(f"cold build total {total:>31.1f}s")

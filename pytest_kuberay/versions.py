@@ -37,7 +37,7 @@ KNOWN_PATCHES: dict[str, str] = {
 DEFAULT_KUBERAY_VERSION = "v1.5.1"
 
 # Ray image tag upstream's e2e pairs with each minor line.
-_DEFAULT_RAY_TAG = {(1, 5): "2.46.0", (1, 6): "2.46.0", (1, 7): "2.55.0"}
+_DEFAULT_RAY_TAG = {(1, 5): "2.46.0", (1, 6): "2.52.0", (1, 7): "2.55.0"}
 
 _VERSION_RE = re.compile(r"^v?(?P<release>\d+\.\d+\.\d+)(?:\+(?P<patches>[a-z0-9]+(?:\.[a-z0-9]+)*))?$")
 

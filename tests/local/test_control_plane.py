@@ -1,6 +1,6 @@
 """The local control plane for real: etcd, kube-apiserver, kube-controller-manager built from Go modules.
 
-Needs root (bridges), iproute2, and either Go or the binaries already in the cache. A warm
+Needs root (network namespaces), iproute2, and either Go or the binaries already in the cache. A warm
 start (binaries cached) takes a few seconds; the measured time is printed and recorded
 as the ``control_plane_start_seconds`` property.
 """
@@ -34,7 +34,7 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 def _missing() -> str | None:
     if os.geteuid() != 0:
-        return "needs root to create a network bridge"
+        return "needs root to create the node network namespace"
     if shutil.which("ip") is None:
         return "needs the `ip` command (iproute2)"
     try:
@@ -59,10 +59,11 @@ def _recorded(cp: LocalControlPlane) -> list[tuple[str, int, int | None]]:
     return [(p["name"], p["pid"], p["start_ticks"]) for p in state["processes"]]
 
 
-def _assert_gone(pids: list[tuple[str, int, int | None]], bridge: str, run_dir: Path) -> None:
+def _assert_gone(pids: list[tuple[str, int, int | None]], net: str, run_dir: Path) -> None:
     alive = [f"{name} (pid {pid})" for name, pid, ticks in pids if is_running(pid, ticks)]
     assert not alive, f"left running: {alive}"
-    assert not network.bridge_exists(bridge), f"bridge {bridge} left behind"
+    assert not network.link_exists(net), f"veth {net} left behind"
+    assert not network.netns_exists(net), f"network namespace {net} left behind"
     assert not run_dir.exists(), f"run dir {run_dir} left behind"
 
 
@@ -75,16 +76,16 @@ def test_control_plane_serves_the_api_and_leaves_nothing_behind(
 ) -> None:
     from kubernetes import client
 
-    with run_control_plane(scheduler=True, runs_root=tmp_path / "runs", keep_logs_in=tmp_path / "logs") as cp:
+    with run_control_plane(runs_root=tmp_path / "runs", keep_logs_in=tmp_path / "logs") as cp:
         assert cp.start_seconds is not None
         record_property("control_plane_start_seconds", round(cp.start_seconds, 2))
         print(f"\ncontrol plane start-to-ready: {cp.start_seconds:.1f}s ({cp.api_url})")
         assert cp.start_seconds < 60, f"control plane took {cp.start_seconds:.1f}s to be ready (target < 30s)"
         pids = _recorded(cp)
         assert [name for name, _, _ in pids] == list(COMPONENTS)
-        bridge, run_dir = cp.network.name, cp.run_dir
-        assert cp.api_url == f"https://{cp.network.gateway_ip}:{cp.api_port}"
-        assert not cp.network.gateway_ip.startswith("127.")
+        net, run_dir = cp.network.name, cp.run_dir
+        assert cp.api_url == f"https://{cp.network.host_ip}:{cp.api_port}"
+        assert not cp.network.host_ip.startswith("127.")
 
         api = cp.api_client()
         try:
@@ -145,7 +146,7 @@ def test_control_plane_serves_the_api_and_leaves_nothing_behind(
             )
         assert reply.status_code == 200, reply.text
 
-    _assert_gone(pids, bridge, run_dir)
+    _assert_gone(pids, net, run_dir)
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == sorted(f"{n}.log" for n in COMPONENTS)
 
 
@@ -162,7 +163,7 @@ def test_a_component_that_exits_is_reported_at_once_and_nothing_is_left(
     assert "kube-controller-manager exited while waiting for" in message
     assert '\\"no-such-controller\\" is not in the list of known controllers' in message
     assert list(root.iterdir()) == []
-    assert not [name for name, owner in network.our_bridges().items() if owner.startswith(str(root))]
+    assert not [name for name, owner in network.our_links().items() if owner.startswith(str(root))]
 
 
 _CHILD = textwrap.dedent(
@@ -172,7 +173,7 @@ _CHILD = textwrap.dedent(
     from pytest_kuberay.providers.local.control_plane import run_control_plane
 
     with run_control_plane(runs_root=Path(sys.argv[1]), die_with_parent=sys.argv[2] == "1") as cp:
-        print(json.dumps({"run_dir": str(cp.run_dir), "bridge": cp.network.name}), flush=True)
+        print(json.dumps({"run_dir": str(cp.run_dir), "network": cp.network.name}), flush=True)
         time.sleep(600)
     """
 )
@@ -191,10 +192,10 @@ def test_reaper_cleans_up_after_an_owner_killed_with_sigkill(tmp_path: Path, die
         line = child.stdout.readline()
         assert line, f"the child failed to start a control plane (exit {child.wait()})"
         info = json.loads(line)
-        run_dir, bridge = Path(info["run_dir"]), info["bridge"]
+        run_dir, net = Path(info["run_dir"]), info["network"]
         state = json.loads((run_dir / "state.json").read_text())
         pids = [(p["name"], p["pid"], p["start_ticks"]) for p in state["processes"]]
-        assert len(pids) == 3
+        assert len(pids) == 4
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -202,13 +203,13 @@ def test_reaper_cleans_up_after_an_owner_killed_with_sigkill(tmp_path: Path, die
     if not die_with_parent:
         time.sleep(0.5)
         assert all(is_running(pid, ticks) for _, pid, ticks in pids), "processes should outlive their owner"
-    assert network.bridge_exists(bridge)
+    assert network.link_exists(net) and network.netns_exists(net)
     assert run_dir.exists()
 
     reaped = run_registry.reap_stale_runs(root)
 
     assert [r.run_id for r in reaped] == [run_dir.name]
-    assert f"bridge {bridge}" in reaped[0].removed
+    assert {f"veth {net}", f"network namespace {net}"} <= set(reaped[0].removed)
     if not die_with_parent:
         assert {f"process {name} (pid {pid})" for name, pid, _ in pids} <= set(reaped[0].removed)
     eventually(
@@ -218,4 +219,4 @@ def test_reaper_cleans_up_after_an_owner_killed_with_sigkill(tmp_path: Path, die
         interval=0.1,
         description="the reaped run's processes to be gone",
     )
-    _assert_gone(pids, bridge, run_dir)
+    _assert_gone(pids, net, run_dir)

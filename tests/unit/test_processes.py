@@ -276,9 +276,10 @@ def test_new_run_records_its_owner_and_processes(tmp_path: Path) -> None:
     proc = ManagedProcess("sleeper", ["sleep", "60"], run.run_dir / "s.log").start()
     try:
         run.add_process(proc)
-        run.set_bridge("pkr-none")
+        run.set_network("pkr-none")
+        run.set_cgroup_root("/pytest-kuberay/none")
         saved = RunRecord.load(run.run_dir).state
-        assert saved.bridge == "pkr-none"
+        assert (saved.network, saved.cgroup_root) == ("pkr-none", "/pytest-kuberay/none")
         assert saved.processes == [RecordedProcess("sleeper", proc.pid, proc.start_ticks)]
         assert run_registry.reap_stale_runs(tmp_path) == []  # our own run is alive
     finally:

@@ -1,4 +1,4 @@
-"""The Docker-free local cluster: control plane, gateway controller and (part 2) the node agent.
+"""The Docker-free local cluster: the control plane, and the means to start more processes of its run.
 
 Everything runs as processes of this machine, recorded in the run's
 ``state.json`` and marked with the run id in their environment, so a crashed
@@ -18,26 +18,28 @@ from pathlib import Path
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.control_plane import LocalControlPlane, run_control_plane
+from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS, require_commands
 from pytest_kuberay.providers.local.processes import ManagedProcess
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env
+from pytest_kuberay.providers.local.toolchain import MIN_GO
 
 __all__ = ["LocalCluster", "check_local_prerequisites", "local_cluster"]
 
 log = logging.getLogger(__name__)
-
-_REQUIRED_COMMANDS = ("ip", "unshare", "nsenter", "mount")
 
 
 def check_local_prerequisites() -> None:
     """Fail with one message naming everything the local provider lacks on this machine."""
     problems = []
     if os.geteuid() != 0:
-        problems.append("it must run as root (network namespaces, bridges and mounts)")
-    missing = [c for c in _REQUIRED_COMMANDS if shutil.which(c) is None]
-    if missing:
-        problems.append(f"missing commands {', '.join(missing)} (apt-get install iproute2 util-linux)")
+        problems.append("it must run as root (network namespaces, mounts, cgroups)")
+    try:
+        require_commands(*LOCAL_PROVIDER_COMMANDS)
+    except ProviderError as exc:
+        problems.append(str(exc).removeprefix("the local provider needs ").rstrip("."))
     if shutil.which("go") is None:
-        problems.append("no `go` on PATH to build Kubernetes, etcd, Traefik and KubeRay (install Go >= 1.24)")
+        problems.append(f"no `go` on PATH to build Kubernetes, containerd, etcd, Traefik and KubeRay "
+                        f"(install Go >= {MIN_GO})")
     if problems:
         raise ProviderError("the local provider cannot run here: " + "; ".join(problems) + ".")
 
@@ -80,7 +82,7 @@ class _RecordedProcess(ManagedProcess):
 
 @contextmanager
 def local_cluster(timeout: float = 120.0, keep_logs_in: Path | None = None) -> Iterator[LocalCluster]:
-    """Bring up the control plane on its own bridge; tear everything down on exit, failure or Ctrl-C."""
+    """Bring up the control plane on its own node network; tear everything down on exit, failure or Ctrl-C."""
     check_local_prerequisites()
     with run_control_plane(timeout=timeout, keep_logs_in=keep_logs_in) as control_plane:
         run = control_plane.run

@@ -12,7 +12,6 @@ the run's ``state.json`` at once, so a crashed run can be reaped (see run_regist
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import logging
@@ -25,12 +24,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-import yaml
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import toolchain
-from pytest_kuberay.providers.local.network import BridgeNetwork
-from pytest_kuberay.providers.local.pki import ADMIN_GROUP, ADMIN_USER, ClusterPKI, generate_pki
+from pytest_kuberay.providers.local.kubeconfig import write_kubeconfig
+from pytest_kuberay.providers.local.network import NodeNetwork
+from pytest_kuberay.providers.local.pki import (
+    ADMIN_GROUP,
+    ADMIN_USER,
+    ClusterPKI,
+    IssuedCert,
+    generate_pki,
+    issue_certificate,
+)
 from pytest_kuberay.providers.local.processes import ManagedProcess, Supervisor, free_port, wait_until
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env, new_run, reap_stale_runs
 
@@ -51,10 +57,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 #: First IP of SERVICE_CIDR: the ``kubernetes`` Service's ClusterIP, which must be in the serving cert.
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-#: All default controllers except the two that evict pods from nodes that stop heartbeating: until a
-#: node agent renews its Lease and posts Ready, they would delete every pod. Names as printed by
-#: ``kube-controller-manager --help`` of v1.34 (older releases used ``nodelifecycle`` etc.).
-CONTROLLERS = "*,-node-lifecycle-controller,-taint-eviction-controller"
+#: Every default controller: the real kubelet renews its Lease and posts Ready, so node lifecycle works too.
+CONTROLLERS = "*"
 TOKEN_USER = "pytest-kuberay-token-admin"
 
 _PORT_CONFLICT = "address already in use"
@@ -67,9 +71,9 @@ class LocalControlPlane:
     def __init__(
         self,
         run_dir: Path,
-        network: BridgeNetwork,
+        network: NodeNetwork,
         *,
-        scheduler: bool = False,
+        scheduler: bool = True,
         keep_logs_in: Path | None = None,
         run: RunRecord | None = None,
         die_with_parent: bool = True,
@@ -93,6 +97,7 @@ class LocalControlPlane:
         self.log_dir = self.dir / "logs"
         self.ca_file = self.pki.ca_cert
         self.admin_token = ""
+        self.kubelet_client: IssuedCert | None = None
         self.api_port: int | None = None
         self.etcd_url = ""
         self.kubernetes_version = ""
@@ -107,7 +112,7 @@ class LocalControlPlane:
         """``https://<bridge gateway IP>:<secure port>``, reachable from the host and from pods."""
         if self.api_port is None:
             raise RuntimeError("the control plane is not started")
-        return f"https://{self.network.gateway_ip}:{self.api_port}"
+        return f"https://{self.network.host_ip}:{self.api_port}"
 
     @property
     def log_paths(self) -> dict[str, Path]:
@@ -163,7 +168,11 @@ class LocalControlPlane:
         self.kubernetes_version = toolchain.component_version("kube-apiserver")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
-        generate_pki(self.pki.dir, apiserver_ips=[self.network.gateway_ip], service_ip=KUBERNETES_SERVICE_IP)
+        generate_pki(self.pki.dir, apiserver_ips=[self.network.host_ip], service_ip=KUBERNETES_SERVICE_IP)
+        # The API server's identity towards kubelets (logs, exec, port-forward): kubelet authorizes it by webhook.
+        self.kubelet_client = issue_certificate(self.pki, "apiserver-kubelet-client",
+                                                common_name="kube-apiserver-kubelet-client",
+                                                organizations=[ADMIN_GROUP])
         self.admin_token = secrets.token_urlsafe(32)
         token_file = self.dir / "tokens.csv"
         token_file.touch(mode=0o600)
@@ -208,8 +217,10 @@ class LocalControlPlane:
         )
 
     def _start_apiserver(self, binary: Path, deadline: float) -> None:
-        gateway = self.network.gateway_ip
+        gateway = self.network.host_ip
         pki = self.pki
+        kubelet_client = self.kubelet_client
+        assert kubelet_client is not None, "generated with the PKI in _start"
 
         def argv() -> list[str]:
             self.api_port = free_port(gateway)
@@ -227,7 +238,12 @@ class LocalControlPlane:
                 f"--service-account-key-file={pki.service_account_pub}",
                 f"--service-account-signing-key-file={pki.service_account_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--token-auth-file={self.dir / 'tokens.csv'}",
                 "--allow-privileged=true",
                 "--v=1",
@@ -270,9 +286,9 @@ class LocalControlPlane:
 
         wait_until(
             endpoint_ips,
-            condition=lambda ips: self.network.gateway_ip in ips,
+            condition=lambda ips: self.network.host_ip in ips,
             timeout=_remaining(deadline),
-            what=f"the kubernetes Service's endpoints to list the bridge IP {self.network.gateway_ip}",
+            what=f"the kubernetes Service's endpoints to list the bridge IP {self.network.host_ip}",
             processes=self.processes,
         )
         for what, path in [
@@ -377,32 +393,9 @@ class LocalControlPlane:
         return httpx.Client(verify=context, timeout=5.0)
 
     def _write_kubeconfig(self) -> None:
-        """An admin kubeconfig with the CA and client cert embedded, so it can be copied anywhere."""
-
-        def b64(path: Path) -> str:
-            return base64.b64encode(path.read_bytes()).decode()
-
-        name = "pytest-kuberay"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": name, "cluster": {"server": self.api_url, "certificate-authority-data": b64(self.pki.ca_cert)}}
-            ],
-            "users": [
-                {
-                    "name": ADMIN_USER,
-                    "user": {
-                        "client-certificate-data": b64(self.pki.admin_cert),
-                        "client-key-data": b64(self.pki.admin_key),
-                    },
-                }
-            ],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": ADMIN_USER}}],
-            "current-context": name,
-        }
-        self.kubeconfig.touch(mode=0o600)
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
+        """The admin kubeconfig (CA and client cert embedded, so it can be copied anywhere)."""
+        write_kubeconfig(self.kubeconfig, server=self.api_url, ca_cert=self.pki.ca_cert,
+                         client_cert=self.pki.admin_cert, client_key=self.pki.admin_key, user=ADMIN_USER)
 
 
 def _remaining(deadline: float) -> float:
@@ -412,7 +405,7 @@ def _remaining(deadline: float) -> float:
 @contextlib.contextmanager
 def run_control_plane(
     *,
-    scheduler: bool = False,
+    scheduler: bool = True,
     timeout: float = 120.0,
     keep_logs_in: Path | None = None,
     die_with_parent: bool = True,
@@ -421,11 +414,11 @@ def run_control_plane(
     """A whole run: reap stale runs, make a run dir and a bridge, start the control plane; undo it all on exit."""
     reap_stale_runs(runs_root)
     run = new_run(runs_root)
-    network: BridgeNetwork | None = None
+    network: NodeNetwork | None = None
     control_plane: LocalControlPlane | None = None
     try:
-        network = BridgeNetwork.create(owner=run.run_dir)
-        run.set_bridge(network.name)
+        network = NodeNetwork.create(owner=run.run_dir)
+        run.set_network(network.name)
         control_plane = LocalControlPlane(
             run.run_dir,
             network,

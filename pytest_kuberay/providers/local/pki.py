@@ -35,8 +35,10 @@ __all__ = [
     "ADMIN_GROUP",
     "ADMIN_USER",
     "ClusterPKI",
+    "IssuedCert",
     "apiserver_dns_names",
     "generate_pki",
+    "issue_certificate",
 ]
 
 log = logging.getLogger(__name__)
@@ -242,3 +244,51 @@ def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     finally:
         os.close(fd)
     os.chmod(path, mode)  # O_CREAT ignores mode for an existing file, and umask may have narrowed it
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """A leaf certificate and its key, signed by a cluster CA."""
+
+    cert: Path
+    key: Path
+
+
+def issue_certificate(
+    pki: ClusterPKI,
+    name: str,
+    *,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    server: bool = False,
+    ips: Sequence[str] = (),
+    dns_names: Sequence[str] = (),
+) -> IssuedCert:
+    """Sign one more leaf with the cluster CA into ``<pki dir>/<name>.crt|.key``.
+
+    Client certificates name a Kubernetes user (``common_name``) and groups
+    (``organizations``): kubelet is ``system:node:<node>`` in ``system:nodes``, kube-proxy
+    ``system:kube-proxy``. ``server=True`` makes a serving certificate for ``ips`` and ``dns_names``.
+    """
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key} is not the EC key generate_pki writes")
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    sans: list[x509.GeneralName] = [x509.DNSName(dns) for dns in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    key = ec.generate_private_key(_TLS_CURVE)
+    cert = _leaf(
+        x509.Name(attributes),
+        key,
+        ca_cert,
+        ca_key,
+        dt.datetime.now(dt.timezone.utc),
+        usage=ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH,
+        sans=sans or None,
+    )
+    issued = IssuedCert(pki.dir / f"{name}.crt", pki.dir / f"{name}.key")
+    _write(issued.cert, _cert_pem(cert))
+    _write(issued.key, _key_pem(key), secret=True)
+    return issued

@@ -1,14 +1,15 @@
 """Where local clusters record what they own, so leftovers of a crashed run can be removed safely.
 
 Every local cluster has a run directory ``/tmp/pytest-kuberay/runs/<run-id>/`` with a
-``state.json``: the owner (pytest) PID and start time, its bridge, and each process it
-started with that process's start time. A run whose owner is gone is stale; reaping it
-kills its recorded processes (only if PID *and* start time still match, so a reused PID
-is never hit), plus any process that still carries the run's marker in its environment,
-deletes its bridge and removes the directory.
+``state.json``: the owner (pytest) PID and start time, its node network (namespace and host
+veth ``pkr<n>``), its cgroup root, and each process it started with that process's start
+time. A run whose owner is gone is stale; reaping it kills its recorded processes (only if
+PID *and* start time still match, so a reused PID is never hit), every process that still
+carries the run's marker in its environment (containerd's shims) and every process in its
+cgroups (the pods), removes the cgroups, the network namespace and veth, unmounts anything
+left under the run directory and removes the directory.
 
-The local provider reaps at start; people can too:
-``python -m pytest_kuberay.providers.local.run_registry --reap``.
+The local provider reaps at start; people can too: ``pytest-kuberay reap``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import psutil
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import network
@@ -38,6 +42,7 @@ __all__ = [
     "RecordedProcess",
     "RunRecord",
     "RunState",
+    "kill_marked_processes",
     "main",
     "marker_env",
     "new_run",
@@ -95,7 +100,10 @@ class RunState:
     owner_start_ticks: int | None
     boot_id: str
     created: float
-    bridge: str | None = None
+    #: Name of the node network: namespace and host veth (``pkr<n>``).
+    network: str | None = None
+    #: kubelet's cgroup root, e.g. ``/pytest-kuberay/<run id>``.
+    cgroup_root: str | None = None
     processes: list[RecordedProcess] = field(default_factory=list)
 
     @classmethod
@@ -108,7 +116,8 @@ class RunState:
             owner_start_ticks=_opt_int(data.get("owner_start_ticks")),
             boot_id=str(data.get("boot_id", "")),
             created=float(str(data.get("created", 0))),
-            bridge=None if data.get("bridge") is None else str(data["bridge"]),
+            network=None if data.get("network") is None else str(data["network"]),
+            cgroup_root=None if data.get("cgroup_root") is None else str(data["cgroup_root"]),
             processes=[
                 RecordedProcess(str(p["name"]), int(p["pid"]), _opt_int(p.get("start_ticks")))
                 for p in (procs if isinstance(procs, list) else [])
@@ -147,10 +156,16 @@ class RunRecord:
         tmp.write_text(json.dumps(asdict(self.state), indent=2) + "\n")
         os.replace(tmp, self.run_dir / STATE_FILE)
 
-    def set_bridge(self, name: str | None) -> None:
-        """Record the bridge this run owns."""
+    def set_network(self, name: str | None) -> None:
+        """Record the node network (namespace and veth) this run owns."""
         with self._lock:
-            self.state.bridge = name
+            self.state.network = name
+            self.save()
+
+    def set_cgroup_root(self, path: str | None) -> None:
+        """Record the cgroup root this run's kubelet uses, before anything is created in it."""
+        with self._lock:
+            self.state.cgroup_root = path
             self.save()
 
     def add_process(self, proc: ManagedProcess) -> None:
@@ -167,7 +182,7 @@ class RunRecord:
             self.save()
 
     def teardown(self) -> list[str]:
-        """Kill what is left of this run, delete its bridge and remove its directory; say what was removed."""
+        """Kill what is left of this run, delete its network and cgroups and its directory; say what was removed."""
         return teardown_run(self.run_dir, self.state)
 
 
@@ -191,20 +206,34 @@ def new_run(root: Path | None = None) -> RunRecord:
     return record
 
 
-def _marked_pids(run_id: str) -> list[int]:
-    """PIDs of live processes whose environment carries this run's marker."""
-    needle = f"{RUN_MARKER_ENV}={run_id}".encode()
+def _marked_processes(run_id: str) -> list[psutil.Process]:
+    """Live processes whose environment carries this run's marker."""
+    needle = f"{run_id}"
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for proc in psutil.process_iter(["pid", "status"]):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+            if proc.environ().get(RUN_MARKER_ENV) == needle:
+                found.append(proc)
+        except (psutil.Error, OSError):
             continue
-        if needle in environ.split(b"\0") and is_running(int(entry.name)):
-            found.append(int(entry.name))
     return found
+
+
+def kill_marked_processes(run_id: str, names: set[str] | None = None) -> list[str]:
+    """SIGKILL processes marked with ``run_id`` (only those called one of ``names``, when given)."""
+    killed = []
+    for proc in _marked_processes(run_id):
+        try:
+            name = proc.name()
+            if names is not None and name not in names:
+                continue
+            proc.kill()
+            killed.append(f"process {name} (pid {proc.pid}, marked {RUN_MARKER_ENV}={run_id})")
+        except psutil.Error:
+            continue
+    return killed
 
 
 def _kill(pid: int, *, group: bool) -> None:
@@ -214,37 +243,53 @@ def _kill(pid: int, *, group: bool) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _unmount_below(run_dir: Path) -> list[str]:
+    """Lazily unmount whatever is mounted under ``run_dir`` in our mount namespace, deepest first.
+
+    The node mounts in its own namespace, so normally there is nothing; this keeps a reap from
+    ever deleting into a mounted filesystem.
+    """
+    prefix = str(run_dir.resolve()) + os.sep
+    mounts = sorted({p.mountpoint for p in psutil.disk_partitions(all=True) if p.mountpoint.startswith(prefix)},
+                    key=len, reverse=True)
+    removed = []
+    for mountpoint in mounts:
+        if subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, check=False).returncode == 0:
+            removed.append(f"mount {mountpoint}")
+    return removed
+
+
 def teardown_run(run_dir: Path, state: RunState | None) -> list[str]:
-    """Kill a run's processes, delete its bridge, remove its directory. Returns what was removed.
+    """Kill a run's processes, remove its cgroups and network, remove its directory. Returns what was removed.
 
     Recorded processes are killed with their process group only if PID and start time
-    still match; then anything still carrying the run's marker is killed.
+    still match; then anything still carrying the run's marker, then what runs in its cgroups.
     """
     removed: list[str] = []
     if state is not None:
         same_boot = not state.boot_id or state.boot_id == boot_id()
-        killed: set[int] = set()
         for proc in state.processes if same_boot else []:
             if proc.start_ticks is not None and is_running(proc.pid, proc.start_ticks):
                 _kill(proc.pid, group=True)  # started with a new session: pgid == pid
-                killed.add(proc.pid)
                 removed.append(f"process {proc.name} (pid {proc.pid})")
-        for pid in _marked_pids(state.run_id):
-            if pid in killed:  # SIGKILLed above, still exiting
-                continue
-            _kill(pid, group=False)
-            removed.append(f"process pid {pid} (marked {RUN_MARKER_ENV}={state.run_id})")
-        agent_dir = run_dir / "node-agent"
-        if agent_dir.exists():  # pods' network namespaces and veths outlive a killed node agent
-            from pytest_kuberay.providers.local.node_agent.state import reap as reap_node_agent
+        removed += kill_marked_processes(state.run_id)
+        if state.cgroup_root:
+            from pytest_kuberay.providers.local.node.cgroups import CgroupTree
 
-            removed += reap_node_agent(agent_dir)
+            try:
+                removed += CgroupTree(Path(state.cgroup_root).name).remove()
+            except ProviderError as exc:
+                log.warning("run %s: %s", state.run_id, exc)
         try:
-            if state.bridge and network.delete_bridge(state.bridge):
-                removed.append(f"bridge {state.bridge}")
+            if state.network:
+                if network.delete_link(state.network):
+                    removed.append(f"veth {state.network}")
+                if network.delete_netns(state.network):
+                    removed.append(f"network namespace {state.network}")
         except ProviderError as exc:
             log.warning("run %s: %s", state.run_id, exc)
     if run_dir.exists():
+        removed += _unmount_below(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         removed.append(f"directory {run_dir}")
     return removed
@@ -280,11 +325,14 @@ def reap_stale_runs(root: Path | None = None) -> list[ReapedRun]:
         log.info("reaping stale run %s (owner pid %d is gone)", record.run_id, record.state.owner_pid)
         reaped.append(ReapedRun(record.run_id, record.state.owner_pid, record.teardown()))
     try:
-        for name, owner in network.our_bridges().items():
-            if not Path(owner).exists() and network.delete_bridge(name):
-                reaped.append(ReapedRun(Path(owner).name, None, [f"bridge {name} (its run directory {owner} is gone)"]))
+        for name, owner in network.our_links().items():
+            if not Path(owner).exists():
+                gone = [f"veth {name}"] if network.delete_link(name) else []
+                gone += [f"network namespace {name}"] if network.delete_netns(name) else []
+                reaped.append(ReapedRun(Path(owner).name, None, [f"{g} (its run directory {owner} is gone)"
+                                                                 for g in gone]))
     except ProviderError as exc:
-        log.warning("could not look for leftover bridges: %s", exc)
+        log.warning("could not look for leftover node networks: %s", exc)
     return reaped
 
 
@@ -292,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``--reap`` removes stale runs and prints what it removed; ``--list`` shows the runs."""
     parser = argparse.ArgumentParser(
         prog="python -m pytest_kuberay.providers.local.run_registry",
-        description="Inspect or clean up local-provider runs (processes, bridges, run directories).",
+        description="Inspect or clean up local-provider runs (processes, networks, cgroups, run directories).",
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--reap", action="store_true", help="tear down runs whose owning pytest is gone")
@@ -306,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state = RunRecord.load(run_dir).state
                 status = "alive" if state.owner_alive() else "stale"
                 print(
-                    f"{run_dir.name}  owner {state.owner_pid} {status}  bridge {state.bridge or '-'}  "
+                    f"{run_dir.name}  owner {state.owner_pid} {status}  network {state.network or '-'}  "
                     f"{len(state.processes)} processes"
                 )
             except (OSError, ValueError, KeyError, TypeError):

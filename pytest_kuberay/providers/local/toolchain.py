@@ -41,17 +41,21 @@ from pytest_kuberay.errors import ToolchainError
 
 __all__ = [
     "COMPONENTS",
+    "CONTROL_PLANE_COMPONENTS",
     "KNOWN_PATCHES",
     "MIN_GO",
+    "NODE_COMPONENTS",
     "OPERATOR_BINARY",
     "OPERATOR_MODULE",
     "SERVED_OPERATOR_RELEASES",
     "OperatorVersion",
+    "build_record_path",
     "cache_root",
     "component_version",
     "crd_dir",
     "ensure_component",
     "ensure_operator",
+    "kubernetes_source_dir",
     "main",
     "parse_operator_version",
     "patch_pr4212",
@@ -90,9 +94,28 @@ class Component:
     #: Arguments that print the version, for sanity checks.
     version_args: tuple[str, ...] = ("--version",)
     extra_ldflags: tuple[str, ...] = field(default=())
+    #: Go build tags (containerd: leave out snapshotters that need cgo or kernel features we do not use).
+    tags: tuple[str, ...] = field(default=())
+    #: Binaries that must sit in one directory (CNI plugins: containerd's ``bin_dirs``) share this name.
+    group: str | None = None
+    #: The binary's file name when it differs from the component name.
+    binary: str | None = None
+
+    @property
+    def cache_dir_name(self) -> str:
+        """Directory under ``bin/`` that holds this binary's versions."""
+        return self.group or self.name
+
+    @property
+    def file_name(self) -> str:
+        return self.binary or self.name
 
 
 _KUBE = "k8s.io/kubernetes"
+_CONTAINERD = "github.com/containerd/containerd/v2"
+#: Snapshotters we never use that would need cgo or extra kernel modules (as containerd's own static builds).
+_CONTAINERD_TAGS = ("no_btrfs", "no_devmapper", "no_zfs", "no_aufs")
+_CNI = "github.com/containernetworking/plugins"
 
 COMPONENTS: dict[str, Component] = {
     "etcd": Component("etcd", "etcd", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3"),
@@ -108,7 +131,41 @@ COMPONENTS: dict[str, Component] = {
         "github.com/traefik/traefik/v3",
         version_args=("version",),
     ),
+    # The real node: kubelet and kube-proxy from the same Kubernetes module as the control plane.
+    "kubelet": Component("kubelet", "kubernetes", f"{_KUBE}/cmd/kubelet", _KUBE),
+    "kube-proxy": Component("kube-proxy", "kubernetes", f"{_KUBE}/cmd/kube-proxy", _KUBE),
+    **{
+        name: Component(
+            name,
+            "containerd",
+            f"{_CONTAINERD}/cmd/{name}",
+            _CONTAINERD,
+            version_args=("--version",) if name != "ctr" else ("version",),
+            extra_ldflags=(f"-X {_CONTAINERD}/version.Version={{version}}",),
+            tags=_CONTAINERD_TAGS,
+            group="containerd",
+        )
+        for name in ("containerd", "containerd-shim-runc-v2", "ctr")
+    },
+    **{
+        name: Component(
+            name,
+            "cni-plugins",
+            f"{_CNI}/plugins/{kind}/{name}",
+            _CNI,
+            version_args=(),
+            group="cni-plugins",
+        )
+        for kind, name in (("main", "bridge"), ("ipam", "host-local"), ("meta", "portmap"), ("main", "loopback"))
+    },
+    "coredns": Component("coredns", "coredns", "github.com/coredns/coredns", "github.com/coredns/coredns",
+                         version_args=("-version",)),
 }
+
+#: Components of the control plane and gateway, and of the real node (``make toolchain`` builds all).
+CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "traefik")
+NODE_COMPONENTS = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr",
+                   "bridge", "host-local", "portmap", "loopback", "coredns")
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,10 +484,16 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Pa
         )
 
 
+def build_record_path(binary: Path, suffix: str = "json") -> Path:
+    """``build.json``/``build.log`` beside a binary; ``<name>.build.json`` where binaries share a directory."""
+    shared = binary.parent.parent.name != binary.name
+    return binary.parent / (f"{binary.name}.build.{suffix}" if shared else f"build.{suffix}")
+
+
 def _install(built: Path, dest: Path, meta: dict[str, object]) -> None:
     """Move a finished binary into place atomically and record how it was built."""
     built.chmod(built.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    (dest.parent / "build.json").write_text(json.dumps(meta, indent=2) + "\n")
+    build_record_path(dest).write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(built, dest)  # last: an existing dest always means a complete build
 
 
@@ -443,7 +506,7 @@ def _build_binary(what: str, dest: Path, build: BuildFn, extra_meta: dict[str, o
         if dest.is_file():  # another worker finished it while we waited
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        log_path = dest.parent / "build.log"
+        log_path = build_record_path(dest, "log")
         _stderr(
             f"pytest-kuberay: building {what} from source with Go (the first build takes minutes; "
             f"later runs reuse it). Log: {log_path}"
@@ -536,7 +599,7 @@ def _ldflags(comp: Component, version: str) -> str:
         flags += _kube_ldflags(version)
     elif comp.name == "traefik":
         flags += [f"-X github.com/traefik/traefik/v3/pkg/version.Version={version.lstrip('v')}"]
-    flags += list(comp.extra_ldflags)
+    flags += [flag.format(version=version) for flag in comp.extra_ldflags]
     return " ".join(flags)
 
 
@@ -548,7 +611,7 @@ def ensure_component(name: str) -> Path:
     """
     comp = _component(name)
     version = component_version(name)
-    dest = cache_root() / "bin" / name / version / name
+    dest = cache_root() / "bin" / comp.cache_dir_name / version / comp.file_name
     if dest.is_file():
         return dest
     module_dir = _module_dir(comp.module_dir)
@@ -562,6 +625,7 @@ def ensure_component(name: str) -> Path:
             "-v",
             "-trimpath",
             "-mod=readonly",
+            *(["-tags", ",".join(comp.tags)] if comp.tags else []),
             "-ldflags",
             _ldflags(comp, version),
             "-o",
@@ -571,6 +635,15 @@ def ensure_component(name: str) -> Path:
         _run_go(args, cwd=module_dir, env=env, log_path=log_path, what=f"{name} {version}")
 
     return _build_binary(f"{name} {version}", dest, build, {"component": name, "version": version})
+
+
+def kubernetes_source_dir() -> Path:
+    """The pinned k8s.io/kubernetes module in the Go module cache (for files that are not Go, e.g. pause.c)."""
+    version = component_version("kubelet")
+    info = _module_info(_KUBE, version)
+    if "Error" in info or not info.get("Dir"):
+        raise ToolchainError(f"{_KUBE}@{version} is not available from the Go module proxy: {info.get('Error')}")
+    return Path(str(info["Dir"]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""``rayproject/ray:<version>`` built offline: Debian + a venv with exactly that Ray from PyPI's wheels.
+
+What KubeRay's generated pods run must be there: ``bash`` (the container command),
+``wget`` and ``grep`` (the readiness probes), and ``ray`` on PATH. Like the upstream image
+it runs as user ``ray`` (uid 1000, gid 100) in ``/home/ray``. The Ray version is the
+tag's, never the one installed on the host.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_kuberay.errors import ProviderError
+from pytest_kuberay.providers.local.images.cache import cached_build
+from pytest_kuberay.providers.local.images.oci import ImageConfig, oci_archive
+from pytest_kuberay.providers.local.images.rootfs import chroot_run, debian_rootfs, remove_tree, unpack_rootfs
+
+__all__ = ["RAY_REPOSITORY", "RayImage", "ensure_ray_image", "parse_ray_image"]
+
+RAY_REPOSITORY = "docker.io/rayproject/ray"
+#: The Python of the Debian release the image is built from (bookworm).
+IMAGE_PYTHON = "3.11"
+VENV = "/home/ray/venv"
+BASE_PACKAGES = ("bash", "ca-certificates", "grep", "python3", "python3-venv", "wget")
+_TAG = re.compile(r"^(?P<version>\d+\.\d+\.\d+)(?:-py(?P<py>\d)(?P<pyminor>\d+))?$")
+#: Wheel tags pip may pick for the image's glibc (2.36).
+_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_31_x86_64")
+
+
+@dataclass(frozen=True)
+class RayImage:
+    """A Ray image the local provider can build: its full name and the Ray version it carries."""
+
+    name: str
+    ray_version: str
+
+
+def parse_ray_image(image: str) -> RayImage | None:
+    """``rayproject/ray:2.46.0`` (or ``docker.io/...``, ``-py311``) -> RayImage; other images -> None.
+
+    A ``rayproject/ray`` tag we cannot build (another Python, a CUDA flavour) is a clear error.
+    """
+    name = image if "/" in image.split(":")[0] and "." in image.split("/")[0] else f"docker.io/{image}"
+    repository, _, tag = name.rpartition(":")
+    if repository != RAY_REPOSITORY:
+        return None
+    match = _TAG.match(tag)
+    py = f"{match.group('py')}.{match.group('pyminor')}" if match and match.group("py") else IMAGE_PYTHON
+    if not match or py != IMAGE_PYTHON:
+        raise ProviderError(
+            f"the local provider builds Ray images as rayproject/ray:<version> with Python {IMAGE_PYTHON} "
+            f"(Debian's); it cannot build {image!r}. Use e.g. rayproject/ray:2.46.0 or "
+            f"rayproject/ray:2.46.0-py311 (--kuberay-ray-image)."
+        )
+    return RayImage(name, match.group("version"))
+
+
+def _pip_target_args() -> list[str]:
+    args = ["--only-binary=:all:", "--python-version", IMAGE_PYTHON, "--implementation", "cp",
+            "--abi", f"cp{IMAGE_PYTHON.replace('.', '')}"]
+    for platform in _PLATFORMS:
+        args += ["--platform", platform]
+    return args
+
+
+def _versions_with_wheels() -> str:
+    proc = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "ray", *_pip_target_args()],
+                          capture_output=True, text=True, check=False)
+    match = re.search(r"Available versions: (.*)", proc.stdout)
+    if not match:
+        return "(pip could not list them)"
+    versions = match.group(1).split(", ")
+    return ", ".join(versions[:12]) + (", ..." if len(versions) > 12 else "")
+
+
+def _wheels(ray_version: str) -> Path:
+    """``ray[serve]==<version>`` and its dependencies as wheels for the image's Python, cached."""
+    with cached_build(f"wheels-ray-{ray_version}-cp{IMAGE_PYTHON}",
+                      f"the wheels of ray[serve]=={ray_version} for Python {IMAGE_PYTHON}") as (final, work):
+        if work is not None:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                 "--dest", str(work / "out"), *_pip_target_args(), f"ray[serve]=={ray_version}"],
+                capture_output=True, text=True, check=False, env=_pip_env(),
+            )
+            if proc.returncode != 0:
+                if "No matching distribution" in proc.stderr or "Could not find a version" in proc.stderr:
+                    raise ProviderError(
+                        f"Ray {ray_version} has no wheel for Python {IMAGE_PYTHON} (the image's Python) on "
+                        f"this package index; versions that do: {_versions_with_wheels()}. "
+                        "Pick one with --kuberay-ray-image=rayproject/ray:<version>."
+                    )
+                raise ProviderError(f"pip download ray[serve]=={ray_version} failed: {proc.stderr.strip()[-1500:]}")
+    return final
+
+
+def _pip_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
+
+
+def ensure_ray_image(image: RayImage) -> Path:
+    """The OCI archive of ``image``, built on first use (about two minutes) and cached."""
+    wheels = _wheels(image.ray_version)
+    base = debian_rootfs(BASE_PACKAGES)
+    tag = image.name.rpartition(":")[2]
+    with cached_build(f"image-ray-{tag}-py{IMAGE_PYTHON}.oci.tar",
+                      f"the image {image.name} (Ray {image.ray_version}, Python {IMAGE_PYTHON})") as (final, work):
+        if work is not None:
+            root = unpack_rootfs(base, work / "rootfs")
+            try:
+                log = work / "build.log"
+                shutil.copytree(wheels, root / "tmp" / "wheels")
+                chroot_run(root, "groupadd -f -g 100 users && useradd -u 1000 -g 100 -m -d /home/ray -s /bin/bash ray",
+                           log, "adding user ray")
+                chroot_run(root, f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet --no-index "
+                                 f"--no-compile --disable-pip-version-check --find-links /tmp/wheels "
+                                 f"'ray[serve]=={image.ray_version}' && chown -R 1000:100 /home/ray && "
+                                 f"rm -rf /tmp/wheels /root/.cache", log, f"installing Ray {image.ray_version}")
+                config = ImageConfig(
+                    cmd=("/bin/bash",),
+                    env={"PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                         "HOME": "/home/ray", "LANG": "C.UTF-8"},
+                    user="1000:100",
+                    workdir="/home/ray",
+                )
+                oci_archive(root, tag, config, work / "out", work)
+            finally:
+                remove_tree(root)
+    return final
