@@ -7,16 +7,13 @@ PYTEST := $(VENV)/bin/pytest
 VERSION ?= v1.5.0
 VERSIONS ?= v1.5.0,v1.5.1
 SUITES ?= suites
-APT_PACKAGES := iproute2 util-linux procps wget
+DEBIAN_PINS := toolchain/debian-packages.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test unit lint e2e repro bench bench-local bench-e2e toolchain toolchain-all clean
 
-$(STAMP): pyproject.toml
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
-	  else echo "missing apt packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; fi
+$(STAMP): pyproject.toml $(DEBIAN_PINS)
+	@bash toolchain/install-debian-packages.sh $(DEBIAN_PINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,kind]'

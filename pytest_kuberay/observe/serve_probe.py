@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 SERVE_APPLICATIONS_PATH = "/api/serve/applications/"  # the trailing slash is required
+VERSION_PATH = "/api/version"  # the dashboard's version endpoint: {"ray_version": "2.46.0", ...}
 
 
 def config_fingerprint(config: dict[str, Any] | None) -> str | None:
@@ -134,6 +135,7 @@ class ServeProbe:
         self.cluster = cluster
         self._client = client
         self._url = path_prefix.rstrip("/") + SERVE_APPLICATIONS_PATH
+        self._version_url = path_prefix.rstrip("/") + VERSION_PATH
 
     @classmethod
     def direct(cls, cluster: str, base_url: str, timeout: float = 5.0) -> ServeProbe:
@@ -178,6 +180,16 @@ class ServeProbe:
             return parse_applications(self.cluster, body, taken_at)
         except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:
             return ServeSnapshot(self.cluster, taken_at, error=f"{type(exc).__name__}: {exc}")
+
+    def ray_version(self) -> str | None:
+        """The Ray version the cluster itself reports (its dashboard's ``/api/version``), or None if unreadable."""
+        try:
+            response = self._client.get(self._version_url)
+            body = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return None
+        version = body.get("ray_version") if isinstance(body, dict) else None
+        return str(version) if version else None
 
     def put_config(self, config: dict[str, Any], timeout: float = 60.0) -> None:
         """Validate with Ray's ServeDeploySchema, then PUT; raise with Serve's own message on rejection."""

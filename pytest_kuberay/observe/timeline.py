@@ -140,6 +140,7 @@ class Timeline:
         self.interval = interval
         self.reconcile_seconds = reconcile_seconds  # how long the operator may take to act on a status
         self.requests: list[Any] = []  # requests sent through the Gateway meanwhile (drive.traffic.RequestResult)
+        self.ray_versions: dict[str, str] = {}  # cluster -> the Ray version its dashboard reports
 
     @cached_property
     def initial_active(self) -> str | None:
@@ -213,6 +214,7 @@ class Timeline:
             "reconcile_seconds": self.reconcile_seconds,
             "plan": _plain(self.plan),
             "initial_active": self.initial_active,
+            "ray_versions": dict(self.ray_versions),
             "steps": [
                 {"index": s.index, "key": list(s.key), "start": s.start, "end": s.end, "phase": s.phase,
                  "active_cluster": s.active_cluster, "pending_cluster": s.pending_cluster,
@@ -261,6 +263,7 @@ class TimelineRecorder:
         self.listeners = list(listeners or [])
         self._samples: list[Sample] = []
         self._probes: dict[str, ServeProbe] = {}
+        self._ray_versions: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="serve-probe")
@@ -276,7 +279,14 @@ class TimelineRecorder:
     def _snapshot(self, cluster: str) -> ServeSnapshot:
         """A probe's snapshot; even a probe that raises yields a snapshot, so the recorder never dies."""
         try:
-            return self._probe(cluster).snapshot()
+            probe = self._probe(cluster)
+            snapshot = probe.snapshot()
+            if snapshot.ok and cluster not in self._ray_versions:  # once per cluster: it does not change
+                version = probe.ray_version()
+                if version:
+                    with self._lock:
+                        self._ray_versions[cluster] = version
+            return snapshot
         except Exception as exc:
             return ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
 
@@ -347,7 +357,9 @@ class TimelineRecorder:
     def timeline(self) -> Timeline:
         """The samples so far, as a Timeline (safe to call while recording)."""
         with self._lock:
-            return Timeline(list(self._samples), self.plan, self.interval, self.reconcile_seconds)
+            timeline = Timeline(list(self._samples), self.plan, self.interval, self.reconcile_seconds)
+            timeline.ray_versions = dict(self._ray_versions)
+            return timeline
 
     @property
     def t0(self) -> float:

@@ -8,6 +8,7 @@ choices are reviewable as YAML.
 
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR, echo_serve_config
+from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR, app_zip, echo_serve_config
 from pytest_kuberay.workloads.serve_config import app_configs, validate_serve_config
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
@@ -23,6 +24,7 @@ __all__ = [
     "CLUSTER_CHANGES",
     "SERVE_CHANGES",
     "IncrementalUpgradeOptions",
+    "app_working_dir",
     "apply_change",
     "build_rayservice",
     "serve_app_configmap",
@@ -43,16 +45,20 @@ class IncrementalUpgradeOptions:
     interval_seconds: int = 5
 
 
-def serve_app_configmap(app: str, namespace: str) -> dict[str, Any]:
-    """A ConfigMap carrying one shipped Serve app's files, so nothing is downloaded at run time."""
-    app_dir = SERVE_APPS_DIR / app
-    data = {p.name: p.read_text() for p in sorted(app_dir.iterdir()) if p.is_file() and p.suffix == ".py"}
+def app_working_dir(app: str) -> str:
+    """The working_dir URI of an app shipped by :func:`serve_app_configmap`, as pods see it."""
+    return f"file://{APPS_MOUNT}/{app}/{app}.zip"
+
+
+def serve_app_configmap(app: str, namespace: str, app_dir: Path | None = None) -> dict[str, Any]:
+    """A ConfigMap carrying one Serve app as ``<app>.zip``, so nothing is downloaded at run time."""
+    archive = app_zip(app_dir or SERVE_APPS_DIR / app)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"serve-app-{app}", "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": "pytest-kuberay"}},
-        "data": data,
+        "binaryData": {f"{app}.zip": base64.b64encode(archive).decode()},
     }
 
 
@@ -161,5 +167,5 @@ def upgrade_plan(before: dict[str, Any], after: dict[str, Any], labels: dict[str
 
 def echo_rayservice(name: str, namespace: str, ray_image: str, options: IncrementalUpgradeOptions) -> dict[str, Any]:
     """The suites' standard RayService: the shipped echo app at version v1."""
-    config = echo_serve_config("v1", working_dir=f"{APPS_MOUNT}/echo")
+    config = echo_serve_config("v1", working_dir=app_working_dir("echo"))
     return build_rayservice(name, namespace, ray_image, config, options)

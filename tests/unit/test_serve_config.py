@@ -26,6 +26,21 @@ def test_echo_config_validates_and_is_returned_unchanged(echo_v1: dict[str, Any]
     assert echo_v1["applications"][0]["runtime_env"]["working_dir"] == f"local://{SERVE_APPS_DIR / 'echo'}"
 
 
+def test_apps_travel_as_a_stable_zip_with_one_top_level_directory() -> None:
+    import base64
+    import io
+    import zipfile
+
+    from pytest_kuberay.workloads.rayservice import app_working_dir, serve_app_configmap
+
+    first, second = serve_app_configmap("echo", "ns"), serve_app_configmap("echo", "ns")
+    assert first == second, "the same app must give the same bytes (no spurious ConfigMap change)"
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(first["binaryData"]["echo.zip"])))
+    assert archive.namelist() == ["echo/echo.py"]
+    assert archive.read("echo/echo.py") == (SERVE_APPS_DIR / "echo" / "echo.py").read_bytes()
+    assert app_working_dir("echo") == "file:///home/ray/apps/echo/echo.zip"
+
+
 def test_app_configs_are_keyed_by_name(echo_v1: dict[str, Any]) -> None:
     assert app_configs(echo_v1) == {"echo": echo_v1["applications"][0]}
     assert app_configs({}) == {}

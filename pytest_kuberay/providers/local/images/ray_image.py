@@ -8,12 +8,17 @@ tag's, never the one installed on the host.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local.images.cache import cached_build
@@ -78,16 +83,51 @@ def _versions_with_wheels() -> str:
     return ", ".join(versions[:12]) + (", ..." if len(versions) > 12 else "")
 
 
+def _index_url() -> str:
+    return os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+
+
+def release_cutoff(ray_version: str) -> str:
+    """One day after ``ray==<version>`` was uploaded to the package index, as an ISO 8601 UTC time.
+
+    Ray pins few upper bounds (its release images install from a compiled lock file we cannot
+    fetch offline), so resolving today pulls dependencies that did not exist at its release:
+    Ray 2.46 breaks on protobuf 7 (``FieldDescriptor.label``). Resolving "as of the release"
+    gives the dependency set its users had. The day's margin covers wheels uploaded later
+    for other platforms.
+    """
+    url = f"{_index_url()}/ray/"
+    try:
+        reply = httpx.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=60,
+                          follow_redirects=True)
+        files = reply.json().get("files", []) if reply.status_code == 200 else []
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ProviderError(f"cannot read Ray's release dates from {url}: {exc}") from exc
+    times = [f["upload-time"] for f in files
+             if str(f.get("filename", "")).startswith(f"ray-{ray_version}-") and f.get("upload-time")]
+    if not times:
+        raise ProviderError(
+            f"the package index {_index_url()} lists no upload time for ray {ray_version} (it must serve the "
+            "JSON simple API, PEP 691/700); versions with wheels: " + _versions_with_wheels())
+    first = dt.datetime.fromisoformat(min(times).replace("Z", "+00:00"))
+    return (first + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _wheels(ray_version: str) -> Path:
-    """``ray[serve]==<version>`` and its dependencies as wheels for the image's Python, cached."""
-    with cached_build(f"wheels-ray-{ray_version}-cp{IMAGE_PYTHON}",
+    """``ray[serve]==<version>`` and its dependencies as of its release, as wheels for the image's Python."""
+    with cached_build(f"wheels-ray-{ray_version}-cp{IMAGE_PYTHON}-as-released",
                       f"the wheels of ray[serve]=={ray_version} for Python {IMAGE_PYTHON}") as (final, work):
         if work is not None:
+            cutoff = release_cutoff(ray_version)
             proc = subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                 "--dest", str(work / "out"), *_pip_target_args(), f"ray[serve]=={ray_version}"],
+                 "--dest", str(work / "out"), "--uploaded-prior-to", cutoff, *_pip_target_args(),
+                 f"ray[serve]=={ray_version}"],
                 capture_output=True, text=True, check=False, env=_pip_env(),
             )
+            if "no such option: --uploaded-prior-to" in proc.stderr:
+                raise ProviderError("building Ray images needs pip >= 26 (--uploaded-prior-to): "
+                                    f"`{sys.executable} -m pip install --upgrade pip`.")
             if proc.returncode != 0:
                 if "No matching distribution" in proc.stderr or "Could not find a version" in proc.stderr:
                     raise ProviderError(
@@ -96,12 +136,12 @@ def _wheels(ray_version: str) -> Path:
                         "Pick one with --kuberay-ray-image=rayproject/ray:<version>."
                     )
                 raise ProviderError(f"pip download ray[serve]=={ray_version} failed: {proc.stderr.strip()[-1500:]}")
+            (work / "out" / "resolved-as-of.txt").write_text(f"{cutoff}\n")
     return final
 
 
 def _pip_env() -> dict[str, str]:
-    import os
-
+    """The environment for pip, without local wheel directories that would bypass the index's dates."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PIP_FIND_LINKS")}
 
 
@@ -110,13 +150,15 @@ def ensure_ray_image(image: RayImage) -> Path:
     wheels = _wheels(image.ray_version)
     base = debian_rootfs(BASE_PACKAGES)
     tag = image.name.rpartition(":")[2]
-    with cached_build(f"image-ray-{tag}-py{IMAGE_PYTHON}.oci.tar",
+    # Keyed by the exact wheel set too: a different resolution is a different image.
+    wheel_set = hashlib.sha256("\n".join(sorted(p.name for p in wheels.glob("*.whl"))).encode()).hexdigest()[:10]
+    with cached_build(f"image-ray-{tag}-py{IMAGE_PYTHON}-{wheel_set}.oci.tar",
                       f"the image {image.name} (Ray {image.ray_version}, Python {IMAGE_PYTHON})") as (final, work):
         if work is not None:
             root = unpack_rootfs(base, work / "rootfs")
             try:
                 log = work / "build.log"
-                shutil.copytree(wheels, root / "tmp" / "wheels")
+                shutil.copytree(wheels, root / "tmp" / "wheels", ignore=shutil.ignore_patterns("*.txt"))
                 chroot_run(root, "groupadd -f -g 100 users && useradd -u 1000 -g 100 -m -d /home/ray -s /bin/bash ray",
                            log, "adding user ray")
                 chroot_run(root, f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet --no-index "
