@@ -22,6 +22,7 @@ from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = [
+    "check_ray_versions",
     "kuberay_artifacts",
     "kuberay_cluster",
     "kuberay_namespace",
@@ -200,6 +201,18 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settin
                  f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")
         json_path, png_path = save_timeline(timeline, kuberay_artifacts, title)
         request.node.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
+        check_ray_versions(request.node, timeline, deployed.manifest, new_manifest)
         return timeline
 
     return run
+
+
+def check_ray_versions(node: pytest.Item, timeline: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Record each cluster's Ray version for the summary; fail if one differs from its image's tag."""
+    from pytest_kuberay.verdict.ray_versions import ray_version_mismatches
+
+    versions = ", ".join(sorted(set(timeline.ray_versions.values())))
+    node.user_properties.append(("kuberay_ray_versions", versions))
+    problems = ray_version_mismatches(timeline, before, after)
+    if problems:
+        pytest.fail("the Ray clusters do not run their images' Ray version: " + "; ".join(problems), pytrace=False)

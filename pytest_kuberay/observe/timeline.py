@@ -281,14 +281,18 @@ class TimelineRecorder:
         try:
             probe = self._probe(cluster)
             snapshot = probe.snapshot()
-            if snapshot.ok and cluster not in self._ray_versions:  # once per cluster: it does not change
-                version = probe.ray_version()
-                if version:
-                    with self._lock:
-                        self._ray_versions[cluster] = version
-            return snapshot
         except Exception as exc:
             return ServeSnapshot(cluster, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
+        if snapshot.ok and cluster not in self._ray_versions:  # once per cluster: it does not change
+            try:
+                version = probe.ray_version()
+            except Exception:
+                log.debug("reading the Ray version of %s failed", cluster, exc_info=True)
+                version = None
+            if version:
+                with self._lock:
+                    self._ray_versions[cluster] = version
+        return snapshot
 
     def _unchanged(self, before: RayServiceStatus | None) -> bool:
         """Read the status again: did it move while we probed?"""

@@ -62,8 +62,35 @@ def collect_failure_artifacts(stack: Any, namespace: str, out: Path) -> list[Pat
         log.warning("could not collect objects of namespace %s: %s", namespace, exc)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
+    written += _container_logs(cluster, namespace, logs / "pods")
     for name, path in cluster.log_files.items():
         if path.is_file():
             shutil.copy2(path, logs / f"{name}.log")
             written.append(logs / f"{name}.log")
+    return written
+
+
+def _container_logs(cluster: Any, namespace: str, out: Path) -> list[Path]:
+    """Every container's log through the API (``pods/log``), as on any cluster; a restarted one's previous log too."""
+    written: list[Path] = []
+    try:
+        pods = cluster.core.list_namespaced_pod(namespace).items
+    except Exception as exc:
+        log.warning("could not list pods of namespace %s: %s", namespace, exc)
+        return written
+    out.mkdir(parents=True, exist_ok=True)
+    for pod in pods:
+        statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
+        for status in statuses:
+            wanted = [False] + ([True] if status.restart_count else [])
+            for previous in wanted:
+                suffix = ".previous" if previous else ""
+                path = out / f"{pod.metadata.name}.{status.name}{suffix}.log"
+                try:
+                    text = cluster.core.read_namespaced_pod_log(pod.metadata.name, namespace, container=status.name,
+                                                                previous=previous)
+                except Exception as exc:  # a container that never started has no log
+                    text = f"<no log: {type(exc).__name__}: {getattr(exc, 'reason', exc)}>\n"
+                path.write_text(text)
+                written.append(path)
     return written

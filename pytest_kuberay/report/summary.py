@@ -40,6 +40,7 @@ class TestResult:
     bug_outcome: str | None = None  # passed | violation | error, for kuberay_bug tests
     violation: Any = None  # the first Violation, when an invariant failed
     artifacts: tuple[str, ...] = ()
+    ray_versions: str = ""  # what the Ray clusters reported, e.g. "2.46.0"
 
 
 def _row_name(item: pytest.Item, version: KubeRayVersion) -> str:
@@ -90,6 +91,8 @@ class SessionSummary:
             else:
                 result.bug_outcome = "error"
         result.artifacts = tuple(str(v) for k, v in item.user_properties if k in ("kuberay_plot", "kuberay_artifacts"))
+        result.ray_versions = next((str(v) for k, v in item.user_properties if k == "kuberay_ray_versions"),
+                                   result.ray_versions)
 
     @staticmethod
     def _outcome(report: pytest.TestReport) -> str:
@@ -119,6 +122,11 @@ class SessionSummary:
         for test in tests:
             cells = [self._cell(self.results.get((test, v))) for v in versions]
             line(f"{test:<{width}}  " + "  ".join(f"{c:<16}" for c in cells))
+        rays = [", ".join(sorted({r.ray_versions for (_, rv), r in self.results.items() if rv == v and r.ray_versions}))
+                for v in versions]
+        if any(rays):
+            line(f"{'Ray in the clusters (their dashboards report)':<{width}}  "
+                 + "  ".join(f"{r or '-':<16}" for r in rays))
         for result in self.results.values():
             headline = f": {_headline(result.violation)}" if result.violation is not None else ""
             if result.bug is not None and result.bug_outcome is not None:

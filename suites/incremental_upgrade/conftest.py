@@ -23,6 +23,7 @@ from pytest_kuberay.providers.namespaces import create_namespace, delete_namespa
 from pytest_kuberay.report.artifacts import collect_failure_artifacts, save_timeline
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay.verdict.ray_versions import ray_version_mismatches
 from pytest_kuberay.versions import KubeRayVersion
 from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, apply_change, echo_rayservice, upgrade_plan
 
@@ -38,6 +39,7 @@ class RecordedUpgrade:
     artifacts: Path
     plot: Path
     old_cluster_deleted: bool
+    ray_version_problems: list[str]
     failed_tests: list[str] = field(default_factory=list)
 
 
@@ -76,6 +78,7 @@ def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuber
                                   listeners=listeners, traffic_url=gateway_url(kuberay_cluster, deployed))
         title = f"KubeRay {kuberay_version.label}: incremental upgrade, maxSurge {max_surge}%, stepSize {step_size}%"
         _, plot = save_timeline(timeline, artifacts, title)
+        ray_problems = ray_version_mismatches(timeline, manifest, new_manifest)
         try:  # rayClusterDeletionDelaySeconds is 0 in our manifest
             eventually(lambda: _cluster_exists(deployed, old_cluster), lambda exists: not exists,
                        timeout=kuberay_settings.timeout(120), interval=2,
@@ -83,7 +86,7 @@ def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuber
             deleted = True
         except AssertionError:
             deleted = False
-        record = RecordedUpgrade(timeline, deployed, old_cluster, artifacts, plot, deleted)
+        record = RecordedUpgrade(timeline, deployed, old_cluster, artifacts, plot, deleted, ray_problems)
         yield record
     finally:
         if record is None or record.failed_tests:
@@ -95,7 +98,12 @@ def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuber
 def upgrade_record(request: pytest.FixtureRequest, recorded_upgrade: RecordedUpgrade) -> Iterator[RecordedUpgrade]:
     """The module's recorded upgrade, with its plot attached to this test's JUnit properties."""
     request.node.user_properties += [("kuberay_plot", str(recorded_upgrade.plot)),
-                                     ("kuberay_artifacts", str(recorded_upgrade.artifacts))]
+                                     ("kuberay_artifacts", str(recorded_upgrade.artifacts)),
+                                     ("kuberay_ray_versions",
+                                      ", ".join(sorted(set(recorded_upgrade.timeline.ray_versions.values()))))]
+    if recorded_upgrade.ray_version_problems:  # a verdict about another Ray than the image names is no verdict
+        pytest.fail("the Ray clusters do not run their images' Ray version: "
+                    + "; ".join(recorded_upgrade.ray_version_problems), pytrace=False)
     yield recorded_upgrade
     report = getattr(request.node, "rep_call", None)
     if report is not None and (report.failed or hasattr(report, "wasxfail")):

@@ -205,6 +205,9 @@ class FakeProbe:
         time.sleep(self.world.probe_delay)
         return parse_applications(self.cluster, payload(version), time.monotonic())
 
+    def ray_version(self) -> str:
+        return f"2.46.0-{self.cluster}"
+
     def close(self) -> None:
         self.world.closed.append(self.cluster)
 
@@ -234,6 +237,8 @@ def test_recorder_records_an_upgrade_through_promotion() -> None:
     assert tl.step_keys() == [(100, 0, 0), (100, 20, 0), (100, 20, 20), (80, 20, 20), (80, 40, 20), (100, 0, 0)]
     assert [s.phase for s in tl.steps] == ["before"] + ["upgrading"] * 4 + ["promoted"]
     assert tl.steps[-1].active_cluster == PENDING
+    assert tl.ray_versions == {ACTIVE: f"2.46.0-{ACTIVE}", PENDING: f"2.46.0-{PENDING}"}
+    assert tl.to_dict()["ray_versions"] == tl.ray_versions
     assert all(len(s.samples) >= 2 for s in tl.steps)
     active_changes = [c for c in tl.config_changes if c.cluster == ACTIVE]
     assert [(c.role, c.step_key, c.changes) for c in active_changes] == [

@@ -241,7 +241,7 @@ def test_missing_go_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_unknown_component_lists_known_ones() -> None:
     with pytest.raises(ToolchainError, match="kube-apiserver"):
-        tc.ensure_component("kubelet")
+        tc.ensure_component("kubectl")
 
 
 def test_cached_binary_is_reused_without_go(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_bad_lists_are_usage_errors(text: str) -> None:
     [
         ("v1.5.0", "1.5.0", "rayproject/ray:2.46.0", False, False),
         ("v1.5.1+pr4212", "1.5.1", "rayproject/ray:2.46.0", False, False),
-        ("v1.6.0", "1.6.0", "rayproject/ray:2.46.0", True, False),
+        ("v1.6.0", "1.6.0", "rayproject/ray:2.52.0", True, False),
         ("v1.7.0", "1.7.0", "rayproject/ray:2.55.0", True, True),
     ],
 )

@@ -35,8 +35,12 @@ def _toml_str(value: str | Path) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: Inside the node's mount namespace /run is a private tmpfs: the socket gets containerd's short default path.
+SOCKET = "/run/containerd/containerd.sock"
+
+
 def containerd_config(root: Path, *, runc: str, cni_bin_dir: Path, cni_conf_dir: Path, sandbox_image: str) -> str:
-    """containerd's config (version 4) with every state path under ``root``."""
+    """containerd's config (version 4): state under ``root``, sockets in the node namespace's private /run."""
     q = _toml_str
     return f"""version = 4
 root = {q(root / "root")}
@@ -47,10 +51,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
                     "io.containerd.internal.v1.tracing", "io.containerd.server.v1.grpc-tcp"]
 
 [plugins."io.containerd.server.v1.grpc"]
-  address = {q(root / "containerd.sock")}
+  address = {q(SOCKET)}
 
 [plugins."io.containerd.server.v1.ttrpc"]
-  address = {q(root / "containerd.sock.ttrpc")}
+  address = {q(SOCKET + ".ttrpc")}
 
 [plugins."io.containerd.server.v1.debug"]
   address = ""
@@ -103,13 +107,9 @@ class Containerd:
         self.process: ManagedProcess | None = None
 
     @property
-    def socket(self) -> Path:
-        return self.root / "containerd.sock"
-
-    @property
     def endpoint(self) -> str:
-        """What kubelet's ``containerRuntimeEndpoint`` takes."""
-        return f"unix://{self.socket}"
+        """What kubelet's ``containerRuntimeEndpoint`` takes (kubelet runs in the same namespaces)."""
+        return f"unix://{SOCKET}"
 
     @property
     def log_path(self) -> Path:
@@ -124,13 +124,13 @@ class Containerd:
         argv = self.namespaces.wrap([str(self.binary), f"--config={config_path}", "--log-level=warn"])
         self.process = self.spawn("containerd", argv, self.log_path, env).start()
         wait_until(lambda: self._ctr("version").returncode == 0, timeout=timeout,
-                   what=f"containerd to answer on {self.socket}", processes=[self.process])
-        log.info("containerd running (pid %d, %s)", self.process.pid, self.socket)
+                   what=f"containerd to answer on {SOCKET} in the node's namespaces", processes=[self.process])
+        log.info("containerd running (pid %d)", self.process.pid)
         return self
 
     def _ctr(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.ctr), f"--address={self.socket}", f"--namespace={CRI_NAMESPACE}", *args],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        argv = self.namespaces.wrap([str(self.ctr), f"--address={SOCKET}", f"--namespace={CRI_NAMESPACE}", *args])
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
     def import_image(self, archive: Path, name: str, timeout: float = 300.0) -> None:
         """Import an OCI archive as ``name`` (fully qualified, as kubelet asks for it).

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
+from pytest_kuberay.providers.local.node.namespaces import KUBELET_ROOT, NodeNamespaces
 from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory
 
 __all__ = ["Kubelet", "KubeletSettings", "kubelet_config"]
@@ -123,7 +123,7 @@ class Kubelet:
             str(self.binary),
             f"--config={config_path}",
             f"--kubeconfig={self.kubeconfig}",
-            f"--root-dir={root / 'root'}",
+            f"--root-dir={KUBELET_ROOT}",  # the run's own directory, bound there inside the node namespace
             f"--cert-dir={root / 'pki'}",
             f"--hostname-override={self.settings.node_name}",
             f"--node-ip={self.settings.node_ip}",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,21 +28,26 @@ from pytest_kuberay.providers.local.host_tools import require_commands
 from pytest_kuberay.providers.local.network import NodeNetwork
 from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
 
-__all__ = ["NodeNamespaces"]
+__all__ = ["KUBELET_ROOT", "NodeNamespaces"]
 
 log = logging.getLogger(__name__)
 
 #: Host directories kubelet and containerd write to whatever their configuration says (device-plugin
-#: sockets, /var/log/containers); a tmpfs over each inside the namespace keeps them off the host.
+#: sockets, /var/log/containers, containerd's shim sockets); a tmpfs over each inside the namespace keeps
+#: them off the host. Inside, sockets get the short default paths they expect: a Unix socket path may
+#: not exceed 108 bytes, and a run directory under a pytest tmp_path easily does.
 MASKED_DIRS = ("/var/log", "/var/lib", "/run")
+#: Where kubelet's root directory appears inside the namespace (bound from the run directory).
+KUBELET_ROOT = "/var/lib/kubelet"
 
 
 class NodeNamespaces:
     """The holder process of the node's mount namespace, inside the node's network namespace."""
 
-    def __init__(self, network: NodeNetwork, log_path: Path, spawn: ProcessFactory) -> None:
+    def __init__(self, network: NodeNetwork, log_path: Path, spawn: ProcessFactory, kubelet_root: Path) -> None:
         self.network = network
         self.log_path = log_path
+        self.kubelet_root = kubelet_root
         self.spawn = spawn
         self.holder: ManagedProcess | None = None
         tools = require_commands("nsenter", "unshare", "mount", "sleep")
@@ -50,9 +56,12 @@ class NodeNamespaces:
 
     def start(self, timeout: float = 10.0) -> NodeNamespaces:
         """Start the holder and wait until it sits in its own mount namespace with the masks in place."""
-        masks = " && ".join(f"{self._mount} -t tmpfs -o mode=0755 pytest-kuberay-node {d}" for d in MASKED_DIRS)
+        self.kubelet_root.mkdir(parents=True, exist_ok=True)
+        steps = [f"{self._mount} -t tmpfs -o mode=0755 pytest-kuberay-node {d}" for d in MASKED_DIRS]
+        bind = f"{self._mount} --bind {shlex.quote(str(self.kubelet_root))} {KUBELET_ROOT}"
+        steps += [f"mkdir -p {KUBELET_ROOT}", bind, f"exec {self._sleep} infinity"]
         argv = [self._nsenter, f"--net={self.network.netns_path}", "--", self._unshare, "--mount",
-                "--propagation", "private", "--", "sh", "-c", f"{masks} && exec {self._sleep} infinity"]
+                "--propagation", "private", "--", "sh", "-c", " && ".join(steps)]
         self.holder = self.spawn("node-namespaces", argv, self.log_path, None).start()
         own_mnt = os.readlink("/proc/self/ns/mnt")
         holder = self.holder

@@ -61,7 +61,8 @@ class LocalNode:
         self.network = control_plane.network
         self.dir = run.run_dir / "node"
         self.cgroups = CgroupTree(run.run_id)
-        self.namespaces = NodeNamespaces(self.network, self.dir / "namespaces.log", spawn)
+        self.namespaces = NodeNamespaces(self.network, self.dir / "namespaces.log", spawn,
+                                         kubelet_root=self.dir / "kubelet" / "root")
         self.containerd: Containerd | None = None
         self.kubelet: Kubelet | None = None
         self.kube_proxy: KubeProxy | None = None
