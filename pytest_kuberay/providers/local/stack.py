@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class LocalStack:
     node: LocalNode
     ray_images: dict[str, str] = field(default_factory=dict)  # version label -> image
     _wait_images: Callable[[], None] | None = None
+    #: Seconds each start-up phase took, as measured here (benchmarks read these).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def handle(self) -> ClusterHandle:
@@ -53,14 +56,18 @@ class LocalStack:
 
     def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> OperatorProcess:
         """Apply this version's CRDs and start its operator; its Ray image is on the node when this returns."""
+        started = time.monotonic()
         install_kuberay_crds(self.handle, version)
         operator = OperatorProcess(version, self.handle.kubeconfig, self.cluster.run_dir, source=source,
                                    spawn=self.cluster.process)
         operator.start()
         self.handle.log_files["kuberay-operator"] = operator.log_paths[-1]
+        self.phases[f"operator {version.label}"] = time.monotonic() - started
         image = self.ray_images.get(version.label)
         if image is not None:
+            waited = time.monotonic()
             self.node.provide_image(image)
+            self.phases[f"Ray image {image} (wait after the operator)"] = time.monotonic() - waited
         return operator
 
 
@@ -80,13 +87,17 @@ def local_stack(settings: Settings) -> Iterator[LocalStack]:
         gateway = TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file,
                                  control_plane.admin_token, listen_ip, cluster.run_dir,
                                  class_name=settings.gateway_class or "traefik", spawn=cluster.process)
+        phases = {"control plane": control_plane.start_seconds or 0.0}
         try:
             node.start(timeout=settings.timeout(120))
+            phases["node"] = node.start_seconds or 0.0
             cluster.handle.log_files.update(node.log_paths)
             wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
+            started = time.monotonic()
             gateway.start(timeout=settings.timeout(60))
+            phases["traefik"] = time.monotonic() - started
             cluster.handle.log_files["traefik"] = gateway.log_path
-            yield LocalStack(cluster, gateway, node, ray_images, wait_images)
+            yield LocalStack(cluster, gateway, node, ray_images, wait_images, phases)
         finally:
             gateway.stop()
             node.stop()

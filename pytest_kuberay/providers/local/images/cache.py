@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import shutil
@@ -11,12 +12,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
 from pytest_kuberay.providers.local.toolchain import cache_root
 
-__all__ = ["cached_build", "images_dir", "progress"]
+__all__ = ["build_records", "cached_build", "images_dir", "progress"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,24 @@ def cached_build(name: str, what: str) -> Iterator[tuple[Path, Path | None]]:
             if not out.exists():
                 raise RuntimeError(f"building {what} produced nothing")
             out.replace(final)
+            seconds = time.monotonic() - started
+            _record_path(final).write_text(json.dumps({"what": what, "build_seconds": round(seconds, 1),
+                                                       "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        progress(f"built {what} in {time.monotonic() - started:.0f}s: {final}")
+        progress(f"built {what} in {seconds:.0f}s: {final}")
+
+
+def _record_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".build.json")
+
+
+def build_records() -> list[dict[str, Any]]:
+    """What was built into the image cache, how long each took and when (for benchmarks)."""
+    records = []
+    for path in sorted(images_dir().glob("*.build.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
