@@ -21,7 +21,7 @@ from typing import Any
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.gateway import gateway_class
-from pytest_kuberay.install.helm import wait_for
+from pytest_kuberay.install.operator import wait_for
 from pytest_kuberay.install.traefik_helm import gateway_class_accepted
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.processes import ManagedProcess

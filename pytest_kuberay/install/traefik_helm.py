@@ -17,8 +17,10 @@ import yaml
 
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.gateway import TRAEFIK_CONTROLLER, gateway_class
-from pytest_kuberay.install.helm import Helm, ensure_managed_namespace, wait_for
+from pytest_kuberay.install.helm import Helm
+from pytest_kuberay.install.operator import wait_for
 from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.namespaces import ensure_managed_namespace
 
 __all__ = [
     "TRAEFIK_CHART_VERSION",

@@ -32,14 +32,15 @@ import yaml
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
-from pytest_kuberay.install.helm import (
-    INCREMENTAL_UPGRADE_GATE,
-    Helm,
-    HelmOperator,
-    PodLogFollower,
-)
+from pytest_kuberay.install.helm import Helm, HelmOperator
 from pytest_kuberay.install.istio import IstioGateway, newest_gateway
-from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds, wait_crds_established
+from pytest_kuberay.install.kuberay import (
+    INCREMENTAL_UPGRADE_GATE,
+    OperatorProcess,
+    install_kuberay_crds,
+    wait_crds_established,
+)
+from pytest_kuberay.install.operator import PodLogFollower
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.kind import gateway_api_crd_dir, runs_out_of_cluster
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL

@@ -7,7 +7,7 @@ from typing import Any
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.verdict.polling import eventually
 
-__all__ = ["MANAGED_LABEL", "create_namespace", "delete_namespace"]
+__all__ = ["MANAGED_LABEL", "create_namespace", "delete_namespace", "ensure_managed_namespace"]
 
 MANAGED_LABEL = {"app.kubernetes.io/managed-by": "pytest-kuberay"}
 
@@ -41,3 +41,17 @@ def delete_namespace(cluster: ClusterHandle, name: str, timeout: float) -> None:
             raise
     eventually(lambda: _gone(cluster, name), lambda phase: phase is None, timeout=timeout, interval=1.0,
                description=f"namespace {name} deleted", show=lambda phase: f"phase {phase}")
+
+
+def ensure_managed_namespace(cluster: ClusterHandle, name: str) -> bool:
+    """Create ``name`` labelled as ours unless it exists; True when we created it."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        cluster.core.read_namespace(name)
+        return False
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    cluster.core.create_namespace({"metadata": {"name": name, "labels": dict(MANAGED_LABEL)}})
+    return True

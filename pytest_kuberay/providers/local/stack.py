@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_crds
-from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds
+from pytest_kuberay.install.operator import InClusterOperator
+from pytest_kuberay.install.release_manifests import install_release_manifests
 from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.cluster import LocalCluster, check_local_prerequisites, local_cluster
-from pytest_kuberay.providers.local.images import ensure_image
+from pytest_kuberay.providers.local.images import ensure_image, operator_image
 from pytest_kuberay.providers.local.node.node import LocalNode
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
@@ -21,6 +23,9 @@ from pytest_kuberay.versions import KubeRayVersion
 __all__ = ["LocalStack", "local_stack"]
 
 log = logging.getLogger(__name__)
+
+#: Where the operator is installed, as upstream's Helm instructions and CI do.
+OPERATOR_NAMESPACE = "kuberay-system"
 
 
 def gateway_listen_ip(index: int) -> str:
@@ -54,20 +59,28 @@ class LocalStack:
         for image in images:
             self.node.provide_image(image)
 
-    def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> OperatorProcess:
-        """Apply this version's CRDs and start its operator; its Ray image is on the node when this returns."""
+    def install_kuberay(self, version: KubeRayVersion, source: Path | None = None,
+                        timeout: float = 180.0) -> InClusterOperator:
+        """KubeRay in the cluster from the release's own manifests, its image built from the operator binary.
+
+        ``source`` (a checkout) is built and installed the same way. The version's Ray image
+        is on the node when this returns.
+        """
+        binary = toolchain.ensure_operator(version.label, source)  # a first build takes minutes: before the clock
+        image = operator_image(binary, f"{version.label}-src" if source else version.label)
+        config_dir = toolchain.operator_config_dir(version.label, source)
+        kustomize = toolchain.ensure_component("kustomize")
         started = time.monotonic()
-        install_kuberay_crds(self.handle, version)
-        operator = OperatorProcess(version, self.handle.kubeconfig, self.cluster.run_dir, source=source,
-                                   spawn=self.cluster.process)
-        operator.start()
-        self.handle.log_files["kuberay-operator"] = operator.log_paths[-1]
+        self.node.provide_image(image)
+        operator = install_release_manifests(self.handle, version, config_dir, image=image.name,
+                                             namespace=OPERATOR_NAMESPACE, kustomize=kustomize,
+                                             log_dir=self.cluster.run_dir, timeout=timeout)
         self.phases[f"operator {version.label}"] = time.monotonic() - started
-        image = self.ray_images.get(version.label)
-        if image is not None:
+        ray_image = self.ray_images.get(version.label)
+        if ray_image is not None:
             waited = time.monotonic()
-            self.node.provide_image(image)
-            self.phases[f"Ray image {image} (wait after the operator)"] = time.monotonic() - waited
+            self.node.provide_image(ray_image)
+            self.phases[f"Ray image {ray_image} (wait after the operator)"] = time.monotonic() - waited
         return operator
 
 

@@ -42,6 +42,7 @@ from pytest_kuberay.errors import ToolchainError
 __all__ = [
     "COMPONENTS",
     "CONTROL_PLANE_COMPONENTS",
+    "INSTALL_COMPONENTS",
     "KNOWN_PATCHES",
     "MIN_GO",
     "NODE_COMPONENTS",
@@ -57,6 +58,7 @@ __all__ = [
     "ensure_operator",
     "kubernetes_source_dir",
     "main",
+    "operator_config_dir",
     "parse_operator_version",
     "patch_pr4212",
     "source_tree_hash",
@@ -160,12 +162,18 @@ COMPONENTS: dict[str, Component] = {
     },
     "coredns": Component("coredns", "coredns", "github.com/coredns/coredns", "github.com/coredns/coredns",
                          version_args=("-version",)),
+    # Renders the operator's release manifests (ray-operator/config/default) for an in-cluster install.
+    "kustomize": Component("kustomize", "kustomize", "sigs.k8s.io/kustomize/kustomize/v5",
+                           "sigs.k8s.io/kustomize/kustomize/v5", version_args=("version",),
+                           extra_ldflags=("-X sigs.k8s.io/kustomize/api/provenance.version={version}",)),
 }
 
 #: Components of the control plane and gateway, and of the real node (``make toolchain`` builds all).
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "traefik")
 NODE_COMPONENTS = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr",
                    "bridge", "host-local", "portmap", "loopback", "coredns")
+#: Tools for installing into a cluster.
+INSTALL_COMPONENTS = ("kustomize",)
 
 
 # --------------------------------------------------------------------------------------------
@@ -786,6 +794,17 @@ def ensure_operator(version: str, source: Path | None = None) -> Path:
         build_patched,
         {"version": parsed.label, "patch": f"PR {patch.pr}: {patch.summary}"},
     )
+
+
+def operator_config_dir(version: str, source: Path | None = None) -> Path:
+    """``ray-operator/config`` (the release's own manifests) of a release, a patched release, or a checkout."""
+    if source is not None:
+        path = _resolve_operator_source(source) / "config"
+    else:
+        path = _operator_module_dir(parse_operator_version(version).release) / "config"
+    if not (path / "default").is_dir():
+        raise ToolchainError(f"{path} has no default/ kustomization: not a KubeRay ray-operator/config directory.")
+    return path
 
 
 # --------------------------------------------------------------------------------------------

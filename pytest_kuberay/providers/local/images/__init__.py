@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_kuberay.errors import ProviderError
+from pytest_kuberay.providers.local.images.operator_image import ensure_operator_image, operator_image_name
 from pytest_kuberay.providers.local.images.pause_image import ensure_pause_image, pause_image_name
 from pytest_kuberay.providers.local.images.ray_image import ensure_ray_image, parse_ray_image
 
-__all__ = ["ImageArchive", "ensure_image", "pause_image"]
+__all__ = ["ImageArchive", "ensure_image", "operator_image", "pause_image"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class ImageArchive:
 
 def pause_image() -> ImageArchive:
     return ImageArchive(pause_image_name(), ensure_pause_image())
+
+
+def operator_image(binary: Path, label: str) -> ImageArchive:
+    """The operator image for a binary the toolchain built (release, patched release or checkout)."""
+    return ImageArchive(operator_image_name(label), ensure_operator_image(binary, label))
 
 
 def ensure_image(image: str) -> ImageArchive:

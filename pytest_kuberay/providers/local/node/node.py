@@ -158,11 +158,15 @@ class LocalNode:
 
     # ------------------------------------------------------------------------------ images
 
-    def provide_image(self, image: str, timeout: float = 600.0) -> None:
+    def provide_image(self, image: str | ImageArchive, timeout: float = 600.0) -> None:
         """Make ``image`` available on the node: build it (first time) and import it (once per run).
 
-        Several callers may ask for the same image at once; one imports, the others wait.
+        ``image`` is a name the image builder knows (``rayproject/ray:2.46.0``) or an archive
+        built elsewhere (the operator's). Several callers may ask for the same image at once;
+        one imports, the others wait.
         """
+        prebuilt = image if isinstance(image, ImageArchive) else None
+        image = prebuilt.name if prebuilt is not None else str(image)
         with self._import_lock:
             done = self._imported.get(image)
             first = done is None
@@ -171,7 +175,7 @@ class LocalNode:
         assert done is not None
         if first:
             try:
-                archive = ensure_image(image)
+                archive = prebuilt or ensure_image(image)
                 if self.containerd is None:
                     raise ProviderError("the node is not running")
                 self.containerd.import_image(archive.archive, archive.name, timeout=timeout)
