@@ -65,9 +65,13 @@ def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> 
     with ExitStack() as stack:
         try:
             if provider == "local":
-                from pytest_kuberay.providers.local.stack import local_stack
+                from pytest_kuberay.providers.local.stack import attached_stack, find_kept_run, local_stack
 
-                yield stack.enter_context(local_stack(kuberay_settings))
+                kept = find_kept_run() if kuberay_settings.keep_cluster else None
+                if kept is not None:  # --kuberay-keep-cluster: reuse the kept cluster, install only what differs
+                    yield stack.enter_context(attached_stack(kept, kuberay_settings))
+                else:
+                    yield stack.enter_context(local_stack(kuberay_settings, keep=kuberay_settings.keep_cluster))
             elif provider == "kind":
                 from pytest_kuberay.providers.kind import ProviderUnavailable, kind_options, kind_stack
 

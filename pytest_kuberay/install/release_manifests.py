@@ -33,6 +33,7 @@ __all__ = [
     "enable_feature_gate",
     "install_release_manifests",
     "render_release_manifests",
+    "running_operator_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,21 @@ def render_release_manifests(config_dir: Path, *, namespace: str, image: str, ku
             first = doc["spec"]["template"]["spec"]["containers"][0]
             first["args"] = enable_feature_gate(first.get("args") or [], INCREMENTAL_UPGRADE_GATE)
     return manifests
+
+
+def running_operator_image(cluster: ClusterHandle, namespace: str) -> str | None:
+    """The image of the operator Deployment we installed in ``namespace`` before, if any."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        deployment = client.AppsV1Api(cluster.api_client).read_namespaced_deployment(OPERATOR_DEPLOYMENT, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    spec = deployment.spec.template.spec if deployment.spec else None
+    return str(spec.containers[0].image) if spec and spec.containers else None
 
 
 def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, config_dir: Path, *, image: str,

@@ -23,7 +23,7 @@ from pytest_kuberay.providers.local.processes import ManagedProcess
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env
 from pytest_kuberay.providers.local.toolchain import MIN_GO
 
-__all__ = ["LocalCluster", "check_local_prerequisites", "local_cluster"]
+__all__ = ["LocalCluster", "attach_local_cluster", "check_local_prerequisites", "cluster_handle", "local_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,32 @@ class LocalCluster:
     def run_dir(self) -> Path:
         return self.run.run_dir
 
+    @property
+    def kept(self) -> bool:
+        """Its processes outlive this Python process (``--kuberay-keep-cluster``, ``cluster up``)."""
+        return not self.control_plane.die_with_parent
+
     def process(self, name: str, argv: Sequence[str], log_path: Path,
                 env: Mapping[str, str] | None = None) -> ManagedProcess:
         """A ManagedProcess that the run registry knows about once started (reaped after a crash)."""
-        return _RecordedProcess(self.run, name, argv, log_path, {**(env or {}), **marker_env(self.run.run_id)})
+        return _RecordedProcess(self.run, name, argv, log_path, {**(env or {}), **marker_env(self.run.run_id)},
+                                die_with_parent=not self.kept)
+
+
+def cluster_handle(control_plane: LocalControlPlane, run: RunRecord) -> ClusterHandle:
+    return ClusterHandle(
+        name=f"local-{run.run_id}",
+        provider="local",
+        kubeconfig=control_plane.kubeconfig,
+        default_gateway_class="traefik",
+        log_files=dict(control_plane.log_paths),
+    )
 
 
 class _RecordedProcess(ManagedProcess):
     def __init__(self, run: RunRecord, name: str, argv: Sequence[str], log_path: Path,
-                 env: Mapping[str, str]) -> None:
-        super().__init__(name, argv, log_path, env=env)
+                 env: Mapping[str, str], die_with_parent: bool = True) -> None:
+        super().__init__(name, argv, log_path, env=env, die_with_parent=die_with_parent)
         self._run = run
 
     def start(self) -> ManagedProcess:
@@ -81,18 +97,21 @@ class _RecordedProcess(ManagedProcess):
 
 
 @contextmanager
-def local_cluster(timeout: float = 120.0, keep_logs_in: Path | None = None) -> Iterator[LocalCluster]:
-    """Bring up the control plane on its own node network; tear everything down on exit, failure or Ctrl-C."""
+def local_cluster(timeout: float = 120.0, keep_logs_in: Path | None = None,
+                  keep: bool = False) -> Iterator[LocalCluster]:
+    """Bring up the control plane on its own node network; tear everything down on exit, failure or Ctrl-C.
+
+    ``keep``: once started, leave it running for later sessions (a kept cluster).
+    """
     check_local_prerequisites()
-    with run_control_plane(timeout=timeout, keep_logs_in=keep_logs_in) as control_plane:
+    with run_control_plane(timeout=timeout, keep_logs_in=keep_logs_in, keep=keep) as control_plane:
         run = control_plane.run
         if run is None:
             raise RuntimeError("run_control_plane always records its run")
-        handle = ClusterHandle(
-            name=f"local-{run.run_id}",
-            provider="local",
-            kubeconfig=control_plane.kubeconfig,
-            default_gateway_class="traefik",
-            log_files=dict(control_plane.log_paths),
-        )
-        yield LocalCluster(handle, control_plane, run)
+        yield LocalCluster(cluster_handle(control_plane, run), control_plane, run)
+
+
+def attach_local_cluster(run: RunRecord) -> LocalCluster:
+    """A kept cluster started by another process."""
+    control_plane = LocalControlPlane.attach(run)
+    return LocalCluster(cluster_handle(control_plane, run), control_plane, run)

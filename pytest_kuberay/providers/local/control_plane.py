@@ -28,7 +28,7 @@ import httpx
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.kubeconfig import write_kubeconfig
-from pytest_kuberay.providers.local.network import NodeNetwork
+from pytest_kuberay.providers.local.network import LINK_PREFIX, NodeNetwork
 from pytest_kuberay.providers.local.pki import (
     ADMIN_GROUP,
     ADMIN_USER,
@@ -104,6 +104,18 @@ class LocalControlPlane:
         self.start_seconds: float | None = None
         self._scheduler_port = 0
         self._supervisor = Supervisor(on_start=self._record)
+
+    @classmethod
+    def attach(cls, run: RunRecord) -> LocalControlPlane:
+        """The control plane of a kept run, as started by another process (nothing is started here)."""
+        name = run.state.network or ""
+        if not name.startswith(LINK_PREFIX) or "api_url" not in run.state.endpoints:
+            raise ProviderError(f"run {run.run_id} records no network or API server address: not a kept cluster")
+        network = NodeNetwork(name, int(name[len(LINK_PREFIX):]))
+        control_plane = cls(run.run_dir, network, run=run, die_with_parent=False)
+        control_plane.api_port = int(run.state.endpoints["api_url"].rsplit(":", 1)[1])
+        control_plane.kubernetes_version = toolchain.component_version("kube-apiserver")
+        return control_plane
 
     # ---------------------------------------------------------------------------------- info
 
@@ -410,12 +422,20 @@ def run_control_plane(
     keep_logs_in: Path | None = None,
     die_with_parent: bool = True,
     runs_root: Path | None = None,
+    keep: bool = False,
 ) -> Iterator[LocalControlPlane]:
-    """A whole run: reap stale runs, make a run dir and a bridge, start the control plane; undo it all on exit."""
+    """A whole run: reap stale runs, make a run dir and a network, start the control plane; undo it all on exit.
+
+    With ``keep`` the processes outlive us (no parent-death signal) and, once started, nothing
+    is undone on exit: the run becomes a kept cluster (see ``RunRecord.keep``).
+    """
     reap_stale_runs(runs_root)
     run = new_run(runs_root)
     network: NodeNetwork | None = None
     control_plane: LocalControlPlane | None = None
+    started = False
+    if keep:
+        die_with_parent = False
     try:
         network = NodeNetwork.create(owner=run.run_dir)
         run.set_network(network.name)
@@ -427,12 +447,15 @@ def run_control_plane(
             run=run,
             die_with_parent=die_with_parent,
         )
-        yield control_plane.start(timeout)
+        control_plane.start(timeout)
+        started = True
+        yield control_plane
     finally:
-        try:
-            if control_plane is not None:
-                control_plane.stop()
-        finally:
-            if network is not None:
-                network.delete()
-            run.teardown()
+        if not (keep and started):
+            try:
+                if control_plane is not None:
+                    control_plane.stop()
+            finally:
+                if network is not None:
+                    network.delete()
+                run.teardown()

@@ -42,6 +42,7 @@ __all__ = [
     "RecordedProcess",
     "RunRecord",
     "RunState",
+    "kept_runs",
     "kill_marked_processes",
     "main",
     "marker_env",
@@ -104,6 +105,10 @@ class RunState:
     network: str | None = None
     #: kubelet's cgroup root, e.g. ``/pytest-kuberay/<run id>``.
     cgroup_root: str | None = None
+    #: A kept cluster (``--kuberay-keep-cluster``, ``pytest-kuberay cluster up``) outlives its owner.
+    kept: bool = False
+    #: How later processes reach a kept cluster: api_url, kubeconfig, gateway_url, ...
+    endpoints: dict[str, str] = field(default_factory=dict)
     processes: list[RecordedProcess] = field(default_factory=list)
 
     @classmethod
@@ -118,6 +123,8 @@ class RunState:
             created=float(str(data.get("created", 0))),
             network=None if data.get("network") is None else str(data["network"]),
             cgroup_root=None if data.get("cgroup_root") is None else str(data["cgroup_root"]),
+            kept=bool(data.get("kept", False)),
+            endpoints={str(k): str(v) for k, v in dict(data.get("endpoints") or {}).items()},  # type: ignore[call-overload]
             processes=[
                 RecordedProcess(str(p["name"]), int(p["pid"]), _opt_int(p.get("start_ticks")))
                 for p in (procs if isinstance(procs, list) else [])
@@ -129,6 +136,20 @@ class RunState:
         if self.boot_id and self.boot_id != boot_id():
             return False
         return is_running(self.owner_pid, self.owner_start_ticks)
+
+    def process(self, name: str) -> RecordedProcess | None:
+        return next((p for p in self.processes if p.name == name), None)
+
+    def kept_alive(self) -> bool:
+        """A kept cluster whose API server still runs: it is in use, whoever started it."""
+        if not self.kept or (self.boot_id and self.boot_id != boot_id()):
+            return False
+        apiserver = self.process("kube-apiserver")
+        return apiserver is not None and is_running(apiserver.pid, apiserver.start_ticks)
+
+    def in_use(self) -> bool:
+        """Not to be reaped: its owner runs, or it is a kept cluster that still runs."""
+        return self.owner_alive() or self.kept_alive()
 
 
 class RunRecord:
@@ -166,6 +187,13 @@ class RunRecord:
         """Record the cgroup root this run's kubelet uses, before anything is created in it."""
         with self._lock:
             self.state.cgroup_root = path
+            self.save()
+
+    def keep(self, endpoints: dict[str, str]) -> None:
+        """Mark the run as a kept cluster and say how to reach it."""
+        with self._lock:
+            self.state.kept = True
+            self.state.endpoints = dict(endpoints)
             self.save()
 
     def add_process(self, proc: ManagedProcess) -> None:
@@ -295,6 +323,20 @@ def teardown_run(run_dir: Path, state: RunState | None) -> list[str]:
     return removed
 
 
+def kept_runs(root: Path | None = None) -> list[RunRecord]:
+    """Kept clusters that still run, oldest first."""
+    root = root or runs_root()
+    found = []
+    for run_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            record = RunRecord.load(run_dir)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if record.state.kept_alive():
+            found.append(record)
+    return found
+
+
 @dataclass(frozen=True)
 class ReapedRun:
     """One stale run that was removed, and what it left behind."""
@@ -320,7 +362,7 @@ def reap_stale_runs(root: Path | None = None) -> list[ReapedRun]:
             log.warning("removing run dir %s with unreadable state (%s)", run_dir, exc)
             reaped.append(ReapedRun(run_dir.name, None, teardown_run(run_dir, None)))
             continue
-        if record.state.owner_alive():
+        if record.state.in_use():
             continue
         log.info("reaping stale run %s (owner pid %d is gone)", record.run_id, record.state.owner_pid)
         reaped.append(ReapedRun(record.run_id, record.state.owner_pid, record.teardown()))
@@ -352,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run_dir in sorted(root.iterdir()) if root.is_dir() else []:
             try:
                 state = RunRecord.load(run_dir).state
-                status = "alive" if state.owner_alive() else "stale"
+                status = "kept" if state.kept_alive() else "alive" if state.owner_alive() else "stale"
                 print(
                     f"{run_dir.name}  owner {state.owner_pid} {status}  network {state.network or '-'}  "
                     f"{len(state.processes)} processes"

@@ -9,18 +9,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_crds
 from pytest_kuberay.install.operator import InClusterOperator
-from pytest_kuberay.install.release_manifests import install_release_manifests
+from pytest_kuberay.install.release_manifests import (
+    OPERATOR_POD_SELECTOR,
+    install_release_manifests,
+    running_operator_image,
+)
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local import toolchain
-from pytest_kuberay.providers.local.cluster import LocalCluster, check_local_prerequisites, local_cluster
+from pytest_kuberay.providers.local.cluster import (
+    LocalCluster,
+    attach_local_cluster,
+    check_local_prerequisites,
+    local_cluster,
+)
 from pytest_kuberay.providers.local.images import ensure_image, operator_image
 from pytest_kuberay.providers.local.node.node import LocalNode
+from pytest_kuberay.providers.local.run_registry import RunRecord, kept_runs
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["LocalStack", "local_stack"]
+__all__ = ["LocalStack", "attached_stack", "find_kept_run", "local_stack"]
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +70,31 @@ class LocalStack:
         for image in images:
             self.node.provide_image(image)
 
+    @property
+    def kept(self) -> bool:
+        return self.cluster.kept
+
     def install_kuberay(self, version: KubeRayVersion, source: Path | None = None,
                         timeout: float = 180.0) -> InClusterOperator:
         """KubeRay in the cluster from the release's own manifests, its image built from the operator binary.
 
-        ``source`` (a checkout) is built and installed the same way. The version's Ray image
-        is on the node when this returns.
+        ``source`` (a checkout) is built and installed the same way. On a kept cluster an
+        operator already running this very image is reused, and it stays installed after
+        the session. The version's Ray image is on the node when this returns.
         """
         binary = toolchain.ensure_operator(version.label, source)  # a first build takes minutes: before the clock
-        image = operator_image(binary, f"{version.label}-src" if source else version.label)
-        config_dir = toolchain.operator_config_dir(version.label, source)
-        kustomize = toolchain.ensure_component("kustomize")
+        image = operator_image(binary, binary.parent.name)  # v1.5.0, v1.5.0+pr4212, v1.5.1-src-<hash>
         started = time.monotonic()
         self.node.provide_image(image)
-        operator = install_release_manifests(self.handle, version, config_dir, image=image.name,
-                                             namespace=OPERATOR_NAMESPACE, kustomize=kustomize,
-                                             log_dir=self.cluster.run_dir, timeout=timeout)
+        if self.kept and running_operator_image(self.handle, OPERATOR_NAMESPACE) == image.name:
+            log.info("the kept cluster already runs %s: reusing it", image.name)
+            operator = InClusterOperator(self.handle, version, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR,
+                                         self.cluster.run_dir).wait_ready(timeout)
+        else:
+            operator = install_release_manifests(
+                self.handle, version, toolchain.operator_config_dir(version.label, source), image=image.name,
+                namespace=OPERATOR_NAMESPACE, kustomize=toolchain.ensure_component("kustomize"),
+                log_dir=self.cluster.run_dir, timeout=timeout, remove_on_stop=not self.kept)
         self.phases[f"operator {version.label}"] = time.monotonic() - started
         ray_image = self.ray_images.get(version.label)
         if ray_image is not None:
@@ -83,24 +103,43 @@ class LocalStack:
             self.phases[f"Ray image {ray_image} (wait after the operator)"] = time.monotonic() - waited
         return operator
 
+    def endpoints(self) -> dict[str, str]:
+        """What a later process needs to use this cluster once it is kept."""
+        return {"api_url": self.cluster.control_plane.api_url, "kubeconfig": str(self.handle.kubeconfig),
+                "gateway_url": self.gateway_url, "gateway_class": self.gateway.class_name}
 
-@contextmanager
-def local_stack(settings: Settings) -> Iterator[LocalStack]:
-    """Control plane, the node, Gateway API with Traefik; every version's Ray image imported in the background."""
-    check_local_prerequisites()
+
+def _gateway(cluster: LocalCluster, class_name: str) -> TraefikGateway:
+    control_plane = cluster.control_plane
+    return TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file, control_plane.admin_token,
+                          gateway_listen_ip(control_plane.network.index), cluster.run_dir, class_name=class_name,
+                          spawn=cluster.process)
+
+
+def _build_images(settings: Settings) -> dict[str, str]:
+    """Every version's Ray image, built before any clock starts (a first build takes minutes)."""
     ray_images = {v.label: settings.ray_image_for(v) for v in settings.versions}
     for image in dict.fromkeys(ray_images.values()):
-        ensure_image(image)  # first build takes minutes: before any clock starts
-    with local_cluster(timeout=settings.timeout(120),
-                       keep_logs_in=settings.artifacts_dir / "local-cluster") as cluster:
+        ensure_image(image)
+    return ray_images
+
+
+@contextmanager
+def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
+    """Control plane, the node, Gateway API with Traefik; every version's Ray image imported in the background.
+
+    ``keep``: once up, everything stays running after we exit, as a kept cluster that the
+    next session (``--kuberay-keep-cluster``) or ``pytest-kuberay cluster down`` finds.
+    """
+    check_local_prerequisites()
+    ray_images = _build_images(settings)
+    with local_cluster(timeout=settings.timeout(120), keep_logs_in=settings.artifacts_dir / "local-cluster",
+                       keep=keep) as cluster:
         install_gateway_api_crds(cluster.handle)
-        control_plane = cluster.control_plane
-        node = LocalNode(control_plane, cluster.handle, cluster.run, cluster.process)
-        listen_ip = gateway_listen_ip(control_plane.network.index)
-        gateway = TraefikGateway(cluster.handle, control_plane.api_url, control_plane.ca_file,
-                                 control_plane.admin_token, listen_ip, cluster.run_dir,
-                                 class_name=settings.gateway_class or "traefik", spawn=cluster.process)
-        phases = {"control plane": control_plane.start_seconds or 0.0}
+        node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
+        gateway = _gateway(cluster, settings.gateway_class or "traefik")
+        phases = {"control plane": cluster.control_plane.start_seconds or 0.0}
+        up = False
         try:
             node.start(timeout=settings.timeout(120))
             phases["node"] = node.start_seconds or 0.0
@@ -110,7 +149,47 @@ def local_stack(settings: Settings) -> Iterator[LocalStack]:
             gateway.start(timeout=settings.timeout(60))
             phases["traefik"] = time.monotonic() - started
             cluster.handle.log_files["traefik"] = gateway.log_path
-            yield LocalStack(cluster, gateway, node, ray_images, wait_images, phases)
+            stack = LocalStack(cluster, gateway, node, ray_images, wait_images, phases)
+            if keep:
+                cluster.run.keep(stack.endpoints())
+            up = True
+            yield stack
         finally:
-            gateway.stop()
-            node.stop()
+            if not (keep and up):
+                gateway.stop()
+                node.stop()
+
+
+@contextmanager
+def attached_stack(run: RunRecord, settings: Settings) -> Iterator[LocalStack]:
+    """A kept cluster (started by ``cluster up`` or an earlier session), used by this session and left running.
+
+    One session at a time: a lock in the run directory keeps two from sharing it.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run.run_dir / "session.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ProviderError(f"the kept local cluster {run.run_id} is in use by another session; wait for it, or "
+                            "run without --kuberay-keep-cluster for a cluster of your own") from None
+    try:
+        check_local_prerequisites()
+        ray_images = _build_images(settings)
+        cluster = attach_local_cluster(run)
+        node = LocalNode(cluster.control_plane, cluster.handle, run, cluster.process).attach()
+        gateway = _gateway(cluster, run.state.endpoints.get("gateway_class", "traefik"))
+        cluster.handle.log_files.update(dict(cluster.control_plane.log_paths))
+        install_gateway_api_crds(cluster.handle)  # server-side apply: a no-op when they are there
+        wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
+        log.info("using the kept local cluster %s (%s)", run.run_id, cluster.control_plane.api_url)
+        yield LocalStack(cluster, gateway, node, ray_images, wait_images, {})
+    finally:
+        lock.release()
+
+
+def find_kept_run() -> RunRecord | None:
+    """The kept local cluster to reuse, if one runs (the oldest one)."""
+    runs = kept_runs()
+    return runs[0] if runs else None

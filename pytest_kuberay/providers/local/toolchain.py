@@ -870,10 +870,10 @@ def _operator_version_line(path: Path) -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else proc.stderr.strip()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m pytest_kuberay.providers.local.toolchain") -> int:
     """Prebuild the local provider's binaries (``make toolchain``) and print where they are."""
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_kuberay.providers.local.toolchain",
+        prog=prog,
         description="Build (or reuse) the binaries of the Docker-free local provider.",
     )
     parser.add_argument(

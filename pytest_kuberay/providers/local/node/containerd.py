@@ -15,8 +15,10 @@ Images are imported with ``ctr images import`` from OCI archives; nothing is pul
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
+import tarfile
 from pathlib import Path
 
 from pytest_kuberay.errors import ProviderError
@@ -151,7 +153,32 @@ class Containerd:
         proc = self._ctr("images", "list", "--quiet")
         return proc.stdout.split() if proc.returncode == 0 else []
 
+    def image_digest(self, name: str) -> str | None:
+        """The manifest digest containerd holds under ``name``, or None."""
+        proc = self._ctr("images", "list", f"name=={name}")
+        for line in proc.stdout.splitlines()[1:] if proc.returncode == 0 else []:
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] == name:
+                return fields[2]
+        return None
+
+    def has_image(self, archive: Path, name: str) -> bool:
+        """True if containerd already holds exactly this archive's image under ``name`` (a kept node)."""
+        return self.image_digest(name) == archive_digest(archive)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=10.0)
             self.process = None
+
+
+def archive_digest(archive: Path) -> str | None:
+    """The manifest digest an OCI archive's index names (what containerd reports once it is imported)."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            index = json.loads(member.read()) if member is not None else {}
+    except (OSError, KeyError, tarfile.TarError, ValueError):
+        return None
+    manifests = index.get("manifests") or []
+    return str(manifests[0]["digest"]) if manifests else None

@@ -26,7 +26,7 @@ import psutil
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local.host_tools import require_commands
 from pytest_kuberay.providers.local.network import NodeNetwork
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
+from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, is_running, wait_until
 
 __all__ = ["KUBELET_ROOT", "NodeNamespaces"]
 
@@ -50,6 +50,7 @@ class NodeNamespaces:
         self.kubelet_root = kubelet_root
         self.spawn = spawn
         self.holder: ManagedProcess | None = None
+        self.holder_pid: int | None = None
         tools = require_commands("nsenter", "unshare", "mount", "sleep")
         self._nsenter, self._unshare = tools["nsenter"], tools["unshare"]
         self._mount, self._sleep = tools["mount"], tools["sleep"]
@@ -76,14 +77,23 @@ class NodeNamespaces:
 
         wait_until(settled, condition=lambda ok: ok, timeout=timeout,
                    what="the node's mount namespace holder to settle", processes=[holder])
+        self.holder_pid = holder.pid
         log.debug("node namespaces held by pid %d (netns %s)", holder.pid, self.network.netns)
+        return self
+
+    def attach(self, pid: int, start_ticks: int | None) -> NodeNamespaces:
+        """Use the holder of a kept cluster, started by another process."""
+        if not is_running(pid, start_ticks):
+            raise ProviderError(f"the kept node's namespace holder (pid {pid}) is gone: tear the cluster down "
+                                "(`pytest-kuberay cluster down`) and start a new one")
+        self.holder_pid = pid
         return self
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside the node's mount and network namespaces."""
-        if self.holder is None or not self.holder.alive():
+        if self.holder_pid is None or not is_running(self.holder_pid):
             raise ProviderError("the node's namespace holder is not running")
-        return [self._nsenter, f"--target={self.holder.pid}", "--mount", "--net", "--", *argv]
+        return [self._nsenter, f"--target={self.holder_pid}", "--mount", "--net", "--", *argv]
 
     def wrap_net(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run in the node's network namespace only (host mounts), e.g. kube-proxy, CoreDNS."""
@@ -93,3 +103,4 @@ class NodeNamespaces:
         if self.holder is not None:
             self.holder.stop(grace=2.0)
             self.holder = None
+        self.holder_pid = None

@@ -94,6 +94,20 @@ class LocalNode:
         log.info("node %s Ready in %.1fs", NODE_NAME, self.start_seconds)
         return self
 
+    def attach(self) -> LocalNode:
+        """The node of a kept cluster: reach its containerd (image imports) through its namespaces' holder."""
+        holder = self.run.state.process("node-namespaces")
+        if holder is None:
+            raise ProviderError(f"run {self.run.run_id} records no node: not a kept cluster with a node")
+        self.namespaces.attach(holder.pid, holder.start_ticks)
+        binaries = {name: toolchain.ensure_component(name) for name in ("containerd", "ctr", "bridge")}
+        self.containerd = Containerd(
+            self.dir / "containerd", binaries["containerd"], binaries["ctr"], self.namespaces, self.spawn,
+            runc=require_commands("runc")["runc"], cni_bin_dir=binaries["bridge"].parent,
+            cni_conf_dir=self.dir / "cni" / "net.d", sandbox_image=pause_image().name,
+        )
+        return self
+
     def _start(self, binaries: dict[str, Path], runc: str, pause: ImageArchive, deadline: float) -> None:
         cp = self.control_plane
         pki_dir = self.dir / "pki"
@@ -178,7 +192,8 @@ class LocalNode:
                 archive = prebuilt or ensure_image(image)
                 if self.containerd is None:
                     raise ProviderError("the node is not running")
-                self.containerd.import_image(archive.archive, archive.name, timeout=timeout)
+                if not self.containerd.has_image(archive.archive, archive.name):  # a kept node may have it
+                    self.containerd.import_image(archive.archive, archive.name, timeout=timeout)
             except BaseException as exc:
                 self._import_errors[image] = exc
                 raise
