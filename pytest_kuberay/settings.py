@@ -22,6 +22,7 @@ __all__ = ["OPTIONS", "PROVIDERS", "Option", "Settings", "default_settings", "re
 
 PROVIDERS = ("auto", "kind", "local", "existing")
 
+DEFAULT_OPERATOR_IMAGE = "quay.io/kuberay/operator:{version}"
 _IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9._-]+$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -41,9 +42,14 @@ class Settings:
     source: Path | None
     kubeconfig: Path | None
     kube_context: str | None
+    operator_image: str = "quay.io/kuberay/operator:{version}"
 
     def ray_image_for(self, version: KubeRayVersion) -> str:
         return self.ray_image or version.default_ray_image
+
+    def operator_image_for(self, version: KubeRayVersion) -> str:
+        """The operator image to install on an existing cluster (``+`` is not allowed in a tag)."""
+        return self.operator_image.replace("{version}", version.label.replace("+", "-"))
 
     def timeout(self, seconds: float) -> float:
         """Scale a nominal timeout for slow machines (--kuberay-timeout-scale)."""
@@ -75,6 +81,16 @@ def _parse_image(text: str) -> str:
         raise SettingsError(
             f"--kuberay-ray-image: {text!r} is not an image reference with a tag. "
             "Example: --kuberay-ray-image=rayproject/ray:2.46.0"
+        )
+    return value
+
+
+def _parse_operator_image(text: str) -> str:
+    value = text.strip()
+    if not _IMAGE_RE.match(value.replace("{version}", "v1.5.0")):
+        raise SettingsError(
+            f"--kuberay-operator-image: {text!r} is not an image reference with a tag. "
+            "Example: --kuberay-operator-image=registry.corp/kuberay/operator:{version}"
         )
     return value
 
@@ -167,6 +183,10 @@ OPTIONS: tuple[Option, ...] = (
            _parse_existing_file("--kuberay-kubeconfig"), metavar="FILE"),
     Option("kube_context", "--kuberay-kube-context", "kubeconfig context for --kuberay-provider=existing",
            None, str, metavar="NAME"),
+    Option("operator_image", "--kuberay-operator-image", "operator image when pytest-kuberay installs KubeRay on "
+           "an existing cluster; {version} is replaced by the version (default quay.io/kuberay/operator:{version}; "
+           "e.g. a mirror: registry.corp/kuberay/operator:{version})", DEFAULT_OPERATOR_IMAGE,
+           _parse_operator_image, metavar="IMAGE"),
 )
 
 

@@ -123,8 +123,10 @@ def record_upgrade(
     ``triggers`` act at chosen steps; ``until(initial_active)`` gives the end condition (default: promotion).
     """
     source = KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name)
-    recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=max(interval, 1.0)),
-                                interval=interval, plan=plan, listeners=[*listeners, *triggers])
+    probe_timeout = max(interval, 1.0)
+    recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=probe_timeout),
+                                interval=interval, plan=plan, listeners=[*listeners, *triggers],
+                                probe_wait=probe_timeout)
     initial = deployed.status()
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")

@@ -116,14 +116,18 @@ def running_operator_image(cluster: ClusterHandle, namespace: str) -> str | None
 
 def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, config_dir: Path, *, image: str,
                               namespace: str, kustomize: Path, log_dir: Path, timeout: float,
-                              remove_on_stop: bool = True) -> InClusterOperator:
-    """Apply the rendered manifests and wait for the operator; ``stop()`` removes all but the CRDs."""
+                              remove_on_stop: bool = True, apply_crds: bool = True) -> InClusterOperator:
+    """Apply the rendered manifests and wait for the operator; ``stop()`` removes all but the CRDs.
+
+    ``apply_crds=False`` leaves CRDs someone else installed (or we applied already) untouched.
+    """
     started = time.monotonic()
     manifests = render_release_manifests(config_dir, namespace=namespace, image=image, kustomize=kustomize)
     crds = [m for m in manifests if m["kind"] == "CustomResourceDefinition"]
     others = [m for m in manifests if m["kind"] != "CustomResourceDefinition"]
-    apply_manifests(cluster.dynamic, crds)
-    wait_crds_established(cluster, [m["metadata"]["name"] for m in crds])
+    if apply_crds:
+        apply_manifests(cluster.dynamic, crds)
+        wait_crds_established(cluster, [m["metadata"]["name"] for m in crds])
     ensure_managed_namespace(cluster, namespace)
     apply_manifests(cluster.dynamic, others)
 

@@ -32,7 +32,6 @@ import yaml
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
-from pytest_kuberay.install.helm import Helm, HelmOperator
 from pytest_kuberay.install.istio import IstioGateway, newest_gateway
 from pytest_kuberay.install.kuberay import (
     INCREMENTAL_UPGRADE_GATE,
@@ -41,8 +40,10 @@ from pytest_kuberay.install.kuberay import (
     wait_crds_established,
 )
 from pytest_kuberay.install.operator import PodLogFollower
+from pytest_kuberay.install.release_manifests import install_release_manifests
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.kind import gateway_api_crd_dir, runs_out_of_cluster
+from pytest_kuberay.providers.local.toolchain import ensure_component, operator_config_dir
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
@@ -75,7 +76,8 @@ GATEWAY_API_NEEDED = (GATEWAY_CLASS_CRD, "gateways.gateway.networking.k8s.io", "
 
 _VERSION = re.compile(r"^v?(\d+\.\d+\.\d+)$")
 _CHART_LABEL = re.compile(r"^kuberay-operator-(\d+\.\d+\.\d+)$")
-_OPERATOR_IMAGE = re.compile(r"(^|/)kuberay/operator([:@]|$)")
+#: quay.io/kuberay/operator (releases, the chart) and kuberay-operator (our builds, most mirrors).
+_OPERATOR_IMAGE = re.compile(r"(^|/)(kuberay/operator|kuberay-operator)([:@]|$)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +155,9 @@ def inspect_operator(deployment: Mapping[str, Any]) -> InstalledOperator | None:
     labels = meta.get("labels") or {}
     containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     operator = next((c for c in containers if _OPERATOR_IMAGE.search(str(c.get("image", "")))), None)
-    if operator is None and labels.get("app.kubernetes.io/name") == "kuberay-operator" and containers:
+    is_kuberay = (labels.get("app.kubernetes.io/name") == "kuberay-operator"  # the Helm chart
+                  or labels.get("app.kubernetes.io/component") == "kuberay-operator")  # the release manifests
+    if operator is None and is_kuberay and containers:
         operator = containers[0]
     if operator is None:
         return None
@@ -423,18 +427,20 @@ class ExistingStack:
         if self.kuberay_crds_owned:  # we created them, so each version may replace them
             applied = install_kuberay_crds(self.handle, version)
             self.created += [a for a in applied if a not in self.created]
-        if runs_out_of_cluster(version, source) or shutil.which("helm") is None:
+        if runs_out_of_cluster(version, source):  # no registry of ours to push a source build's image to
             process = OperatorProcess(version, self._operator_kubeconfig(), self.run_dir, source=source)
             process.start()
             self.handle.log_files["kuberay-operator"] = process.log_paths[-1]
             self.created.append(f"KubeRay operator {version.label} (process on this host)")
             return process
         self._ensure_our_namespace(EXISTING_OPERATOR_NAMESPACE)
-        operator = HelmOperator(self.handle, Helm(self.handle.kubeconfig, self.handle.context), version,
-                                self.run_dir, namespace=EXISTING_OPERATOR_NAMESPACE, keep=self.settings.keep_cluster,
-                                apply_crds=False)
-        operator.start()
-        self.created.append(f"Helm release kuberay-operator {version.label} in {EXISTING_OPERATOR_NAMESPACE}")
+        image = self.settings.operator_image_for(version)
+        operator = install_release_manifests(
+            self.handle, version, operator_config_dir(version.label), image=image,
+            namespace=EXISTING_OPERATOR_NAMESPACE, kustomize=ensure_component("kustomize"), log_dir=self.run_dir,
+            timeout=self.settings.timeout(300), remove_on_stop=not self.settings.keep_cluster, apply_crds=False)
+        self.created.append(f"KubeRay operator {version.label} ({image}) from its release manifests in "
+                            f"{EXISTING_OPERATOR_NAMESPACE}")
         return operator
 
     def _use_installed(self, op: InstalledOperator) -> ExistingOperator:
@@ -464,6 +470,23 @@ class ExistingStack:
             raise ProviderError(f"namespace {name} exists and is not labelled app.kubernetes.io/managed-by="
                                 "pytest-kuberay: it is someone else's; pytest-kuberay will not install into it")
 
+    def _delete_crd_if_unused(self, name: str) -> None:
+        """Remove a CRD we created once no object of its kind is left (then deleting it deletes nothing else)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        api = client.ApiextensionsV1Api(self.handle.api_client)
+        try:
+            crd = self.handle.api_client.sanitize_for_serialization(api.read_custom_resource_definition(name))
+            left = _custom_objects(self.handle, crd)
+            if left:
+                log.info("keeping CRD %s that pytest-kuberay created: %d objects of its kind exist", name, left)
+                return
+            api.delete_custom_resource_definition(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not delete CRD %s that pytest-kuberay created: %s", name, exc.reason)
+
     def cleanup(self) -> None:
         """Delete the namespaces we created this session (labelled ours); keep CRDs, say what stays."""
         from pytest_kuberay.providers.namespaces import delete_namespace
@@ -476,13 +499,19 @@ class ExistingStack:
                     delete_namespace(self.handle, name, timeout=self.settings.timeout(120))
                 except Exception as exc:
                     log.warning("could not delete namespace %s that pytest-kuberay created: %s", name, exc)
-            kept = [c for c in self.created if c.startswith("CustomResourceDefinition")]
-            if kept:
-                log.info("left in place (deleting a CRD deletes every object of its kind): %s", ", ".join(kept))
+            for crd in [c.split("/", 1)[1] for c in self.created if c.startswith("CustomResourceDefinition/")]:
+                self._delete_crd_if_unused(crd)
         if self._istio is not None:
             self._istio.stop()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+def _custom_objects(handle: ClusterHandle, crd: dict[str, Any]) -> int:
+    """How many objects of a CRD's kind exist, cluster-wide (its storage version)."""
+    spec = crd["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+    return len(handle.custom.list_cluster_custom_object(spec["group"], version, spec["names"]["plural"])["items"])
 
 
 def _install_missing_crds(handle: ClusterHandle, manifests: Iterable[dict[str, Any]],
