@@ -303,7 +303,7 @@ def test_a_probe_slower_than_the_interval_becomes_an_error_snapshot() -> None:
     finally:
         release.set()
         recorder.stop()
-    assert taken.snapshots[ACTIVE].error == "probe slower than 0.04s"  # 90% of the interval by default
+    assert taken.snapshots[ACTIVE].error == "probe slower than 0.05s"  # 90% of the interval by default: 0.045 s
 
 
 def test_the_recorder_never_misses_a_state_of_two_intervals() -> None:
