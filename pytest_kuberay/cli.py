@@ -23,6 +23,7 @@ from pytest_kuberay.errors import KubeRayTestError
 
 if TYPE_CHECKING:
     from pytest_kuberay.settings import Settings
+    from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = ["main"]
 
@@ -52,8 +53,12 @@ def cluster_up(args: argparse.Namespace) -> int:
               "or pass --another", file=sys.stderr)
         return 1
     settings = _settings(args.kuberay_version, args.gateway_class)
+    preload = _settings(args.images_for).versions if args.images_for else ()
     started = time.monotonic()
-    with local_stack(settings, keep=True) as stack:
+    with local_stack(_with_versions(settings, (*settings.versions, *preload)), keep=True) as stack:
+        for version in preload:  # for --kuberay-provider=existing: images on the node, KubeRay not installed
+            stack.provide_operator_image(version)
+            stack.provide_images([stack.ray_images[version.label]])
         for version in settings.versions:
             stack.install_kuberay(version)
             stack.cluster.run.keep({**stack.endpoints(), "kuberay_version": version.label})
@@ -63,9 +68,18 @@ def cluster_up(args: argparse.Namespace) -> int:
     print(f"  API server: {endpoints['api_url']}")
     print(f"  Gateway:    {endpoints['gateway_url']} (GatewayClass {endpoints['gateway_class']})")
     print("  KubeRay:    " + (", ".join(v.label for v in settings.versions) or "not installed"))
+    if preload:
+        print("  images:     operator and Ray images of " + ", ".join(v.label for v in preload) + " on the node "
+              "(install with --kuberay-operator-image=localhost/pytest-kuberay/kuberay-operator:{version})")
     print("  reuse it with `pytest --kuberay-provider=local --kuberay-keep-cluster`, or as an existing cluster "
           f"with `--kuberay-provider=existing --kuberay-kubeconfig={endpoints['kubeconfig']}`")
     return 0
+
+
+def _with_versions(settings: Settings, versions: tuple[KubeRayVersion, ...]) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, versions=tuple(dict.fromkeys(versions)))
 
 
 def cluster_status(args: argparse.Namespace) -> int:
@@ -159,6 +173,9 @@ def _parser() -> _Parser:
     up.add_argument("--kuberay-version", metavar="V[,V]", default=None,
                     help="also install KubeRay at this version (from its release manifests)")
     up.add_argument("--gateway-class", default=None, help="GatewayClass name for Traefik (default traefik)")
+    up.add_argument("--images-for", metavar="V[,V]", default=None,
+                    help="put these KubeRay versions' operator and Ray images on the node without installing "
+                         "KubeRay (for --kuberay-provider=existing)")
     up.add_argument("--another", action="store_true", help="start one even if a kept cluster already runs")
     up.set_defaults(func=cluster_up)
     status = cluster_sub.add_parser("status", help="show kept clusters and how to reach them")

@@ -25,7 +25,7 @@ from pytest_kuberay.providers.local.cluster import (
     check_local_prerequisites,
     local_cluster,
 )
-from pytest_kuberay.providers.local.images import ensure_image, operator_image
+from pytest_kuberay.providers.local.images import ImageArchive, ensure_image, operator_image
 from pytest_kuberay.providers.local.node.node import LocalNode
 from pytest_kuberay.providers.local.run_registry import RunRecord, kept_runs
 from pytest_kuberay.settings import Settings
@@ -82,10 +82,8 @@ class LocalStack:
         operator already running this very image is reused, and it stays installed after
         the session. The version's Ray image is on the node when this returns.
         """
-        binary = toolchain.ensure_operator(version.label, source)  # a first build takes minutes: before the clock
-        image = operator_image(binary, binary.parent.name)  # v1.5.0, v1.5.0+pr4212, v1.5.1-src-<hash>
         started = time.monotonic()
-        self.node.provide_image(image)
+        image = self.provide_operator_image(version, source)
         if self.kept and running_operator_image(self.handle, OPERATOR_NAMESPACE) == image.name:
             log.info("the kept cluster already runs %s: reusing it", image.name)
             operator = InClusterOperator(self.handle, version, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR,
@@ -102,6 +100,13 @@ class LocalStack:
             self.node.provide_image(ray_image)
             self.phases[f"Ray image {ray_image} (wait after the operator)"] = time.monotonic() - waited
         return operator
+
+    def provide_operator_image(self, version: KubeRayVersion, source: Path | None = None) -> ImageArchive:
+        """Build the operator binary and its image (first time: minutes) and put the image on the node."""
+        binary = toolchain.ensure_operator(version.label, source)
+        image = operator_image(binary, binary.parent.name)  # v1.5.0, v1.5.0+pr4212, v1.5.1-src-<hash>
+        self.node.provide_image(image)
+        return image
 
     def endpoints(self) -> dict[str, str]:
         """What a later process needs to use this cluster once it is kept."""
