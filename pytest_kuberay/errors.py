@@ -7,7 +7,7 @@ The plugin turns them into one readable line instead of a stack trace.
 
 from __future__ import annotations
 
-__all__ = ["KubeRayTestError", "ProviderError", "ServeConfigError", "SettingsError", "ToolchainError"]
+__all__ = ["KubeRayTestError", "ManifestError", "ProviderError", "ServeConfigError", "SettingsError", "ToolchainError"]
 
 
 class KubeRayTestError(Exception):
@@ -28,3 +28,7 @@ class ProviderError(KubeRayTestError):
 
 class ServeConfigError(KubeRayTestError):
     """A Serve config does not validate against Ray's ServeDeploySchema."""
+
+
+class ManifestError(KubeRayTestError):
+    """A RayService manifest cannot be tested as given (no incremental strategy, invalid Serve config, ...)."""

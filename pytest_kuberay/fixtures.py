@@ -10,16 +10,30 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_kuberay.errors import KubeRayTestError
+from pytest_kuberay.errors import KubeRayTestError, ManifestError
+from pytest_kuberay.protocols import (
+    KubeRayCluster,
+    KubeRayOperator,
+    ManifestEdit,
+    RayServiceFactory,
+    UntilCondition,
+    Upgrade,
+)
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
+
+if TYPE_CHECKING:
+    from pytest_kuberay.drive.deploy import DeployedRayService
+    from pytest_kuberay.drive.traffic import TrafficSpec
+    from pytest_kuberay.drive.upgrade import TriggerOnce
+    from pytest_kuberay.observe.timeline import Timeline
 
 __all__ = [
     "check_ray_versions",
@@ -127,31 +141,68 @@ def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kube
         delete_namespace(kuberay_cluster.handle, name, timeout=kuberay_settings.timeout(120))
 
 
+def _traffic_specs(traffic: TrafficSpec | Sequence[TrafficSpec] | None, default: Sequence[TrafficSpec]
+                   ) -> list[TrafficSpec]:
+    from pytest_kuberay.drive.traffic import TrafficSpec
+
+    if traffic is None:
+        return list(default)
+    return [traffic] if isinstance(traffic, TrafficSpec) else list(traffic)
+
+
 @pytest.fixture
-def rayservice_factory(kuberay_cluster: Any, kuberay_operator: Any, kuberay_namespace: str,
-                       kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> Callable[..., Any]:
-    """Deploy the echo RayService with given upgrade options and wait until it serves."""
+def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRayOperator, kuberay_namespace: str,
+                       kuberay_version: KubeRayVersion, kuberay_settings: Settings) -> RayServiceFactory:
+    """Deploy a RayService (ours, or any manifest) in the test's namespace and wait until it serves.
+
+    ``manifest``: a YAML file or a dict (default: the shipped echo app). ``apps``: Serve app
+    directories (name -> dir) shipped as ConfigMaps and mounted at ``/home/ray/apps/<name>``.
+    The upgrade options override the manifest's; ``traffic`` says what to send through the
+    Gateway (its first route is the readiness check).
+    """
     from pytest_kuberay.drive.deploy import deploy_rayservice, wait_gateway_ready
+    from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
     from pytest_kuberay.drive.upgrade import gateway_url
+    from pytest_kuberay.workloads.manifest import images_of, prepare_rayservice
     from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice
 
-    def deploy(name: str = "echo", max_surge_percent: int = 20, step_size_percent: int = 20,
-               interval_seconds: int = 5) -> Any:
-        options = IncrementalUpgradeOptions(
-            gateway_class=kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class,
-            max_surge_percent=max_surge_percent, step_size_percent=step_size_percent,
-            interval_seconds=interval_seconds)
-        manifest = echo_rayservice(name, kuberay_namespace, kuberay_settings.ray_image_for(kuberay_version),
-                                   options)
-        deployed = deploy_rayservice(kuberay_cluster.handle, manifest, timeout=kuberay_settings.timeout(600))
-        wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed), timeout=kuberay_settings.timeout(120))
+    gateway_class = kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class
+
+    def deploy(manifest: str | Path | Mapping[str, Any] | None = None, *,
+               apps: Mapping[str, str | Path] | None = None, name: str | None = None,
+               max_surge_percent: int | None = None, step_size_percent: int | None = None,
+               interval_seconds: int | None = None,
+               traffic: TrafficSpec | Sequence[TrafficSpec] | None = None) -> DeployedRayService:
+        try:
+            if manifest is None:
+                options = IncrementalUpgradeOptions(
+                    gateway_class=gateway_class, max_surge_percent=max_surge_percent or 20,
+                    step_size_percent=step_size_percent or 20, interval_seconds=interval_seconds or 5)
+                prepared = echo_rayservice(name or "echo", kuberay_namespace,
+                                           kuberay_settings.ray_image_for(kuberay_version), options)
+                app_dirs = None
+                specs = _traffic_specs(traffic, [ECHO_TRAFFIC])
+            else:
+                app_dirs = {n: Path(d).expanduser() for n, d in (apps or {}).items()}
+                prepared = prepare_rayservice(manifest, namespace=kuberay_namespace, gateway_class=gateway_class,
+                                              name=name, max_surge_percent=max_surge_percent,
+                                              step_size_percent=step_size_percent,
+                                              interval_seconds=interval_seconds, apps=app_dirs)
+                specs = _traffic_specs(traffic, [TrafficSpec("/")])
+            kuberay_cluster.provide_images(images_of(prepared))
+            deployed = deploy_rayservice(kuberay_cluster.handle, prepared, timeout=kuberay_settings.timeout(600),
+                                         apps=app_dirs, traffic=specs)
+            wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed),
+                               timeout=kuberay_settings.timeout(120))
+        except KubeRayTestError as exc:
+            _fail(exc)
         return deployed
 
     return deploy
 
 
 @pytest.fixture
-def rayservice(rayservice_factory: Callable[..., Any]) -> Any:
+def rayservice(rayservice_factory: RayServiceFactory) -> DeployedRayService:
     """The echo RayService with maxSurge 20 / stepSize 20, Ready and serving v1."""
     return rayservice_factory()
 
@@ -183,29 +234,56 @@ def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[Any]]:
 
 
 @pytest.fixture
-def upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
-            kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Callable[..., Any]:
-    """``upgrade(rs, cluster_change=..., serve_change=...)``: trigger an upgrade, record it to promotion."""
+def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kuberay_settings: Settings,
+            kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Upgrade:
+    """``upgrade(rs, to=...)``: roll a change out and record every step until promotion (or ``until``).
+
+    ``to`` is the new manifest (a file or dict, kept in the RayService's namespace and name), or
+    a callable that edits a copy of the current one. Without ``to``, named changes apply
+    (``cluster_change="worker-cpu"``, ``serve_change="user-config"``: the echo app's). The
+    pair must start an upgrade (a change of the cluster spec beyond scaling).
+    """
     from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
     from pytest_kuberay.report.artifacts import save_timeline
+    from pytest_kuberay.workloads.manifest import images_of, mount_apps, starts_an_upgrade, upgraded_manifest
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
-    def run(deployed: Any, cluster_change: str | None = "worker-cpu", serve_change: str | None = "user-config",
-            interval: float = 0.5, traffic: bool = True, triggers: Sequence[Any] = (), until: Any = None,
-            until_description: str = "promotion of a new cluster") -> Any:
-        new_manifest = apply_change(deployed.manifest, cluster_change, serve_change)
-        labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
-        plan = upgrade_plan(deployed.manifest, new_manifest, labels)
+    def run(deployed: DeployedRayService, to: str | Path | Mapping[str, Any] | ManifestEdit | None = None, *,
+            cluster_change: str | None = None, serve_change: str | None = None,
+            traffic: bool | TrafficSpec | Sequence[TrafficSpec] = True, interval: float = 0.5,
+            triggers: Sequence[TriggerOnce] = (), until: UntilCondition | None = None,
+            until_description: str = "promotion of a new cluster") -> Timeline:
+        try:
+            if to is None:
+                if cluster_change is None and serve_change is None:
+                    cluster_change, serve_change = "worker-cpu", "user-config"
+                new_manifest = apply_change(deployed.manifest, cluster_change, serve_change)
+                labels = {"cluster_change": cluster_change or "", "serve_change": serve_change or ""}
+            else:
+                new_manifest = mount_apps(upgraded_manifest(deployed.manifest, to), deployed.apps)
+                labels = {"to": str(to) if not callable(to) else getattr(to, "__name__", "edit")}
+                if not starts_an_upgrade(deployed.manifest, new_manifest) and until is None:
+                    raise ManifestError(
+                        "the new manifest changes nothing in spec.rayClusterConfig beyond worker scaling, so KubeRay "
+                        "applies it in place and starts no upgrade: change the cluster spec (an image, resources, "
+                        "env), or pass until= for an in-place change")
+            kuberay_cluster.provide_images(images_of(new_manifest))
+        except KubeRayTestError as exc:
+            _fail(exc)
+        before = deployed.manifest
+        plan = upgrade_plan(before, new_manifest, labels)
+        specs = [] if traffic is False else deployed.traffic if traffic is True else _traffic_specs(traffic, [])
+        url = gateway_url(kuberay_cluster, deployed) if specs else None
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label),
-                                  traffic_url=gateway_url(kuberay_cluster, deployed) if traffic else None,
-                                  triggers=triggers, until=until, until_description=until_description)
+                                  traffic_url=url, traffic=specs, triggers=triggers, until=until,
+                                  until_description=until_description)
         title = (f"KubeRay {kuberay_version.label}: {request.node.name} "
                  f"(maxSurge {plan.max_surge_percent}%, stepSize {plan.step_size_percent}%)")
         json_path, png_path = save_timeline(timeline, kuberay_artifacts, title)
         request.node.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
-        check_ray_versions(request.node, timeline, deployed.manifest, new_manifest)
+        check_ray_versions(request.node, timeline, before, new_manifest)
         return timeline
 
     return run

@@ -7,18 +7,22 @@ saw, so a stuck deploy explains itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.rayservice import serve_app_configmap
+from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR
 
-__all__ = ["DeployedRayService", "deploy_rayservice", "describe_status", "wait_gateway_ready"]
+__all__ = ["DeployedRayService", "deploy_rayservice", "describe_status", "serving", "wait_gateway_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,10 @@ class DeployedRayService:
     namespace: str
     manifest: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier manifests, oldest first
+    #: What to send through the Gateway (routes, parser); the readiness wait uses the first.
+    traffic: list[TrafficSpec] = field(default_factory=lambda: [ECHO_TRAFFIC])
+    #: The Serve apps shipped as ConfigMaps (name -> directory), mounted into every new manifest too.
+    apps: dict[str, Path] = field(default_factory=dict)
 
     def read(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.cluster.custom.get_namespaced_custom_object(
@@ -71,11 +79,18 @@ def serving(status: RayServiceStatus) -> str:
 
 
 def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout: float,
-                      apps: tuple[str, ...] = ("echo",)) -> DeployedRayService:
-    """Apply the apps' ConfigMaps and the RayService, then wait until it is Ready and its apps RUNNING."""
+                      apps: Mapping[str, Path] | None = None,
+                      traffic: Sequence[TrafficSpec] = (ECHO_TRAFFIC,)) -> DeployedRayService:
+    """Apply the apps' ConfigMaps and the RayService, then wait until it is Ready and its apps RUNNING.
+
+    ``apps`` maps app names to directories (default: the shipped echo app).
+    """
     namespace = manifest["metadata"]["namespace"]
-    apply_manifests(cluster.dynamic, [serve_app_configmap(app, namespace) for app in apps] + [manifest])
-    deployed = DeployedRayService(cluster, manifest["metadata"]["name"], namespace, manifest)
+    apps = dict(apps) if apps is not None else {"echo": SERVE_APPS_DIR / "echo"}
+    configmaps = [serve_app_configmap(name, namespace, Path(path)) for name, path in apps.items()]
+    apply_manifests(cluster.dynamic, [*configmaps, manifest])
+    deployed = DeployedRayService(cluster, manifest["metadata"]["name"], namespace, manifest, traffic=list(traffic),
+                                  apps={n: Path(p) for n, p in apps.items()})
     eventually(deployed.status, serving, timeout=timeout, interval=2.0,
                description=f"RayService {namespace}/{deployed.name} Ready with its apps RUNNING",
                show=describe_status)
@@ -90,12 +105,13 @@ def _route_conditions(deployed: DeployedRayService) -> dict[str, str]:
     return {c["type"]: c["status"] for p in parents for c in p.get("conditions", [])}
 
 
-def _answers(url: str) -> str:
+def _answers(url: str, spec: TrafficSpec) -> str:
     try:
-        response = httpx.get(url, timeout=5)
+        response = httpx.request(spec.method, url.rstrip("/") + spec.path, headers=dict(spec.headers),
+                                 content=spec.body, timeout=5)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
-    return "" if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:80]}"
+    return "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:80]}"
 
 
 def wait_gateway_ready(deployed: DeployedRayService, url: str | None, timeout: float) -> None:
@@ -109,5 +125,6 @@ def wait_gateway_ready(deployed: DeployedRayService, url: str | None, timeout: f
                timeout=timeout, interval=1.0,
                description=f"HTTPRoute {deployed.namespace}/{deployed.name}-httproute Accepted and ResolvedRefs")
     if url is not None:
-        eventually(lambda: url, _answers, timeout=timeout, interval=1.0,
-                   description=f"a 200 through the Gateway at {url}")
+        spec = deployed.traffic[0] if deployed.traffic else TrafficSpec("/")
+        eventually(lambda: url, lambda u: _answers(u, spec), timeout=timeout, interval=1.0,
+                   description=f"a 2xx for {spec.method} {spec.path} through the Gateway at {url}")

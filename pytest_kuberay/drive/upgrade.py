@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
-from pytest_kuberay.drive.traffic import TrafficSender
+from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSender, TrafficSpec
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
@@ -110,6 +110,7 @@ def record_upgrade(
     listeners: Sequence[SampleListener] = (),
     settle: float = 3.0,
     traffic_url: str | None = None,
+    traffic: Sequence[TrafficSpec] = (ECHO_TRAFFIC,),
     triggers: Sequence[TriggerOnce] = (),
     until: Callable[[str], Callable[[RayServiceStatus], str]] | None = None,
     until_description: str = "promotion of a new cluster",
@@ -131,7 +132,7 @@ def record_upgrade(
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")
     active = initial.active.cluster
-    sender = TrafficSender(traffic_url) if traffic_url else None
+    sender = TrafficSender(traffic_url, traffic) if traffic_url and traffic else None
     requests = []
     with recorder.recording():
         if sender is not None:

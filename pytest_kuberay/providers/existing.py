@@ -416,6 +416,9 @@ class ExistingStack:
         path.write_text(yaml.safe_dump(minified_kubeconfig(config, self.handle.context), sort_keys=False))
         return path
 
+    def provide_images(self, images: Sequence[str]) -> None:
+        """Nothing to do: the cluster pulls what pods ask for from its own registries."""
+
     def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> Any:
         """Use the operator that is there if it fits; install ours only when there is none."""
         conflicts = operator_conflicts(self.installed, version, source)

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -285,6 +285,10 @@ class KindStack:
 
     def gateway_url_for(self, namespace: str, gateway: str) -> str:
         return self.gateway.url_for(namespace, gateway)
+
+    def provide_images(self, images: Sequence[str]) -> None:
+        """Load images the local Docker engine has into the kind node; the node pulls the others."""
+        _preload(self.cluster, list(images))
 
     def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> HelmOperator | OperatorProcess:
         """This version's CRDs, then its operator: Helm chart in the cluster, or built from source on the host."""

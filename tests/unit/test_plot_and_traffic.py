@@ -7,17 +7,20 @@ from pathlib import Path
 from pytest_kuberay.drive.traffic import RequestResult
 from pytest_kuberay.report.plot import plot_timeline
 from pytest_kuberay.verdict.traffic import requests_succeed, traffic_follows_weights
-from tests.unit.timeline_builders import ACTIVE, PENDING, sample, snap, status, timeline
+from tests.unit.timeline_builders import ACTIVE, PENDING, promoted, sample, snap, status, timeline
 
 
 def _upgrade(requests: list[RequestResult]):
+    """Before (t -5), two upgrade steps (t 0..15), promoted (t 20); answers name v1 before and v2 after."""
     tl = timeline(
+        sample(-5.0, status(), snap(ACTIVE, "v1")),
         sample(0.0, status(100, 20, 0), snap(ACTIVE, "v1"), snap(PENDING, "v2")),
         sample(5.0, status(100, 20, 0), snap(ACTIVE, "v1"), snap(PENDING, "v2")),
         sample(10.0, status(20, 100, 100), snap(ACTIVE, "v1"), snap(PENDING, "v2")),
         sample(15.0, status(20, 100, 100), snap(ACTIVE, "v1"), snap(PENDING, "v2")),
+        sample(20.0, promoted(), snap(PENDING, "v2")),
     )
-    tl.requests = requests
+    tl.requests = [ok(-4, "v1"), *requests, ok(21, "v2")]
     return tl
 
 
@@ -33,15 +36,22 @@ def test_plot_is_a_png_with_a_requests_panel(tmp_path: Path) -> None:
 
 def test_requests_succeed_flags_failures_in_their_step() -> None:
     tl = _upgrade([ok(1, "v1"), RequestResult(12, False, 502, None, 1.0, "HTTP 502: bad gateway")])
-    assert requests_succeed(tl.steps[0]) == []
-    [violation] = requests_succeed(tl.steps[1])
+    assert requests_succeed(tl.steps[1]) == []
+    [violation] = requests_succeed(tl.steps[2])
     assert "1 of 1 requests" in violation.message and "HTTP 502" in violation.message
 
 
 def test_weights_zero_and_hundred_percent_are_enforced_after_programming_time() -> None:
     # (100, 20, 0): only v1 may answer; (20, 100, 100): only v2, once the gateway had 2 s to reprogram
     good = _upgrade([ok(1, "v1"), ok(3, "v1"), ok(10.5, "v1"), ok(13, "v2")])
-    assert traffic_follows_weights(good.steps[0]) == [] and traffic_follows_weights(good.steps[1]) == []
+    assert [traffic_follows_weights(s) for s in good.steps] == [[], [], [], []]
     bad = _upgrade([ok(3, "v2"), ok(13, "v1")])
-    assert "pending traffic is 0%" in traffic_follows_weights(bad.steps[0])[0].message
-    assert "pending traffic is 100%" in traffic_follows_weights(bad.steps[1])[0].message
+    assert "pending traffic is 0%" in traffic_follows_weights(bad.steps[1])[0].message
+    assert "pending traffic is 100%" in traffic_follows_weights(bad.steps[2])[0].message
+
+
+def test_weights_cannot_be_judged_without_versions() -> None:
+    """Answers that name no version (no parser: any 2xx is a success) leave nothing to tell apart."""
+    tl = _upgrade([RequestResult(3, True, 200, None, 5.0), RequestResult(13, True, 200, None, 5.0)])
+    tl.requests = [RequestResult(r.t, r.ok, r.status, None, r.latency_ms) for r in tl.requests]
+    assert [traffic_follows_weights(s) for s in tl.steps] == [[], [], [], []]
