@@ -21,8 +21,10 @@ from pytest_kuberay.errors import KubeRayTestError, ManifestError
 from pytest_kuberay.protocols import (
     KubeRayCluster,
     KubeRayOperator,
+    Manifest,
     ManifestEdit,
     RayServiceFactory,
+    SampleListener,
     UntilCondition,
     Upgrade,
 )
@@ -71,7 +73,7 @@ def _fail(exc: KubeRayTestError) -> None:
 
 
 @pytest.fixture(scope="session")
-def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Any]:
+def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> Iterator[KubeRayCluster]:
     """A cluster with the Gateway API CRDs and a gateway controller, from the chosen provider."""
     from pytest_kuberay.providers.select import resolve_provider
 
@@ -103,7 +105,7 @@ def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> 
 
 
 @pytest.fixture(scope="session")
-def kuberay_operator(kuberay_cluster: Any, kuberay_version: KubeRayVersion,
+def kuberay_operator(kuberay_cluster: KubeRayCluster, kuberay_version: KubeRayVersion,
                      kuberay_settings: Settings) -> Iterator[Any]:
     """KubeRay at ``kuberay_version``: its CRDs applied and the operator running with the incremental gate on."""
     try:
@@ -124,9 +126,10 @@ def _namespace_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_settings: Settings,
+def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kuberay_settings: Settings,
                       kuberay_artifacts: Path) -> Iterator[str]:
     """A fresh namespace for one test; on failure its objects, events and logs go to the artifacts."""
+    from pytest_kuberay.phase_reports import failed_or_xfailed
     from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
     from pytest_kuberay.report.artifacts import collect_failure_artifacts
 
@@ -135,8 +138,7 @@ def kuberay_namespace(request: pytest.FixtureRequest, kuberay_cluster: Any, kube
     try:
         yield name
     finally:
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and (report.failed or hasattr(report, "wasxfail")):  # an xfail is evidence too
+        if failed_or_xfailed(request.node):  # an xfail is evidence too
             collect_failure_artifacts(kuberay_cluster, name, kuberay_artifacts)
         delete_namespace(kuberay_cluster.handle, name, timeout=kuberay_settings.timeout(120))
 
@@ -168,7 +170,7 @@ def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRa
 
     gateway_class = kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class
 
-    def deploy(manifest: str | Path | Mapping[str, Any] | None = None, *,
+    def deploy(manifest: str | Path | Manifest | None = None, *,
                apps: Mapping[str, str | Path] | None = None, name: str | None = None,
                max_surge_percent: int | None = None, step_size_percent: int | None = None,
                interval_seconds: int | None = None,
@@ -207,7 +209,7 @@ def rayservice(rayservice_factory: RayServiceFactory) -> DeployedRayService:
     return rayservice_factory()
 
 
-def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
+def _progress_listeners(config: pytest.Config, label: str) -> list[SampleListener]:
     """Live step lines on the terminal, unless pytest runs quiet (-q)."""
     from pytest_kuberay.report.terminal import StepPrinter
 
@@ -228,7 +230,7 @@ def _progress_listeners(config: pytest.Config, label: str) -> list[Any]:
 
 
 @pytest.fixture(scope="session")
-def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[Any]]:
+def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[SampleListener]]:
     """``kuberay_progress(label)``: recorder listeners printing live step lines (none under ``-q``)."""
     return lambda label: _progress_listeners(pytestconfig, label)
 
@@ -248,7 +250,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kub
     from pytest_kuberay.workloads.manifest import images_of, mount_apps, starts_an_upgrade, upgraded_manifest
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
 
-    def run(deployed: DeployedRayService, to: str | Path | Mapping[str, Any] | ManifestEdit | None = None, *,
+    def run(deployed: DeployedRayService, to: str | Path | Manifest | ManifestEdit | None = None, *,
             cluster_change: str | None = None, serve_change: str | None = None,
             traffic: bool | TrafficSpec | Sequence[TrafficSpec] = True, interval: float = 0.5,
             triggers: Sequence[TriggerOnce] = (), until: UntilCondition | None = None,

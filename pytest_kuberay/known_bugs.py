@@ -16,7 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pytest_kuberay.errors import SettingsError
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["KNOWN_BUGS", "KnownBug", "lookup", "parse_affected"]
+__all__ = ["KNOWN_BUGS", "KnownBug", "known_bug", "lookup", "parse_affected"]
 
 _ISSUE_URL = "https://github.com/ray-project/kuberay/issues/{}"
 
@@ -28,12 +28,16 @@ class KnownBug:
     id: str
     title: str
     affected: SpecifierSet
-    look_for: str
+    look_for: str = ""
     fixed_by: tuple[str, ...] = ()  # patch labels (see versions.KNOWN_PATCHES) that fix it
+    #: Where it is described; default: the upstream issue of a numeric id.
+    link: str | None = None
 
     @property
     def url(self) -> str:
-        return _ISSUE_URL.format(self.id)
+        if self.link:
+            return self.link
+        return _ISSUE_URL.format(self.id) if self.id.isdigit() else ""
 
     def affects(self, version: KubeRayVersion, affected: SpecifierSet | None = None) -> bool:
         """True when ``version`` has the bug: inside the range and not patched with a fix."""
@@ -43,7 +47,8 @@ class KnownBug:
         return spec.contains(version.release, prereleases=True)
 
     def xfail_reason(self, version: KubeRayVersion) -> str:
-        return f"KubeRay bug #{self.id} affects {version.label}: {self.title} ({self.url})"
+        where = f" ({self.url})" if self.url else ""
+        return f"KubeRay bug #{self.id} affects {version.label}: {self.title}{where}"
 
 
 def parse_affected(text: str) -> SpecifierSet:
@@ -78,13 +83,21 @@ KNOWN_BUGS: dict[str, KnownBug] = {
 }
 
 
-def lookup(bug_id: str) -> KnownBug:
-    """Return a registered bug, or say which ids exist."""
+def known_bug(id: str, title: str, affected: str, *, look_for: str = "", fixed_by: tuple[str, ...] = (),
+              link: str | None = None) -> KnownBug:
+    """A bug of your own, to return from the ``pytest_kuberay_known_bugs`` hook in a conftest.py."""
+    return KnownBug(str(id), title, parse_affected(affected), look_for, fixed_by, link)
+
+
+def lookup(bug_id: str, registry: dict[str, KnownBug] | None = None) -> KnownBug:
+    """Return a registered bug (built-in or a conftest's), or say which ids exist."""
+    bugs = KNOWN_BUGS if registry is None else registry
     try:
-        return KNOWN_BUGS[str(bug_id)]
+        return bugs[str(bug_id)]
     except KeyError:
-        known = ", ".join(sorted(KNOWN_BUGS))
+        known = ", ".join(sorted(bugs))
         raise SettingsError(
-            f"kuberay_bug: unknown bug id {bug_id!r}; registered ids: {known}. "
-            "Add it to pytest_kuberay/known_bugs.py (see README, 'Known bugs')."
+            f"kuberay_bug: unknown bug id {bug_id!r}; registered ids: {known}. Register yours with the "
+            "pytest_kuberay_known_bugs hook in a conftest.py, or give the marker affected= and title= "
+            "(see README, 'Known bugs')."
         ) from None

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from pytest_kuberay.errors import KubeRayTestError
-from pytest_kuberay.known_bugs import KnownBug, lookup, parse_affected
+from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug, lookup, parse_affected
 from pytest_kuberay.observe.timeline import InvariantViolationError
+from pytest_kuberay.phase_reports import REPORT_KEY
 from pytest_kuberay.report.summary import SessionSummary
 from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
 from pytest_kuberay.versions import KubeRayVersion
@@ -23,11 +24,13 @@ pytest_plugins = ["pytest_kuberay.fixtures"]
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 BUG_KEY = pytest.StashKey["BugVerdict"]()
+REGISTRY_KEY = pytest.StashKey[dict[str, KnownBug]]()
 VERSION_ARG = "kuberay_version"
 
 _MARKERS = (
-    "kuberay_bug(id, affected=None): the test reproduces upstream KubeRay bug <id>; on affected versions "
-    "it is a strict xfail (see pytest_kuberay/known_bugs.py)",
+    "kuberay_bug(id, affected=None, title=None, link=None): the test reproduces KubeRay bug <id>; on affected "
+    "versions it is a strict xfail. The id is a registered bug (built in, or from a conftest's "
+    "pytest_kuberay_known_bugs hook), or a bug of the test's own given with affected= and title=",
     "kuberay_min_version(version, reason): skip on KubeRay versions older than <version>",
 )
 
@@ -81,15 +84,20 @@ def _version_of(item: pytest.Item) -> KubeRayVersion | None:
     return callspec.params.get(VERSION_ARG) if callspec else None
 
 
-def _apply_bug_marker(item: pytest.Item, settings: Settings) -> None:
+def _apply_bug_marker(item: pytest.Item, settings: Settings, registry: dict[str, KnownBug]) -> None:
     marker = item.get_closest_marker("kuberay_bug")
     version = _version_of(item)
     if marker is None or version is None:
         return
     if not marker.args:
         raise KubeRayTestError(f"{item.nodeid}: kuberay_bug needs the bug id, e.g. @pytest.mark.kuberay_bug('4189')")
-    bug = lookup(str(marker.args[0]))
+    bug_id = str(marker.args[0])
     affected_text = marker.kwargs.get("affected")
+    if bug_id not in registry and affected_text and marker.kwargs.get("title"):
+        # a bug of the test's own, declared on the marker
+        bug = known_bug(bug_id, str(marker.kwargs["title"]), str(affected_text), link=marker.kwargs.get("link"))
+    else:
+        bug = lookup(bug_id, registry)
     affected = parse_affected(affected_text) if affected_text else None
     expected = bug.affects(version, affected) and not settings.ignore_known_bugs
     item.stash[BUG_KEY] = BugVerdict(bug, version, expected)
@@ -117,11 +125,35 @@ def _apply_min_version(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.skip(reason=f"needs KubeRay >= v{minimum}: {reason}".rstrip(": ")))
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_kuberay import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def known_bug_registry(config: pytest.Config) -> dict[str, KnownBug]:
+    """The built-in bugs plus every conftest's (``pytest_kuberay_known_bugs``); a conftest may not redefine one."""
+    if REGISTRY_KEY not in config.stash:
+        registry = dict(KNOWN_BUGS)
+        for bugs in config.hook.pytest_kuberay_known_bugs(config=config):
+            for bug in bugs or ():
+                if not isinstance(bug, KnownBug):
+                    raise pytest.UsageError(f"pytest_kuberay_known_bugs must return KnownBug objects "
+                                            f"(pytest_kuberay.known_bug(...)), got {bug!r}")
+                if bug.id in registry and registry[bug.id] != bug:
+                    raise pytest.UsageError(f"pytest_kuberay_known_bugs: bug id {bug.id!r} is already registered "
+                                            f"({registry[bug.id].title}); pick another id")
+                registry[bug.id] = bug
+        config.stash[REGISTRY_KEY] = registry
+    return config.stash[REGISTRY_KEY]
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = settings_of(config)
     try:
+        registry = known_bug_registry(config)
         for item in items:
-            _apply_bug_marker(item, settings)
+            _apply_bug_marker(item, settings, registry)
             _apply_min_version(item)
     except KubeRayTestError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -137,7 +169,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep each phase's report on the item (fixtures collect artifacts on failure) and in the summary."""
     report = yield
-    setattr(item, f"rep_{report.when}", report)
+    item.stash.setdefault(REPORT_KEY, {})[report.when] = report
     _summary(item.config).record(item, call, report, item.stash.get(BUG_KEY, None))
     return report
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pytest_kuberay.drive.deploy import DeployedRayService
     from pytest_kuberay.drive.traffic import TrafficSpec
     from pytest_kuberay.drive.upgrade import TriggerOnce
     from pytest_kuberay.observe.rayservice_status import RayServiceStatus
-    from pytest_kuberay.observe.timeline import Timeline
+    from pytest_kuberay.observe.timeline import Sample, Timeline
     from pytest_kuberay.providers.base import ClusterHandle
     from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = ["KubeRayCluster", "KubeRayOperator", "ManifestEdit", "RayServiceFactory", "UntilCondition", "Upgrade"]
 
+#: A Kubernetes object as YAML/JSON gives it (a RayService manifest).
+Manifest = Mapping[str, object]
 #: Edits a copy of the current manifest in place (or returns the new one): the change to roll out.
-ManifestEdit = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+ManifestEdit = Callable[[dict[str, object]], "Manifest | None"]
+#: Listeners that print one line per upgrade step (``kuberay_progress(label)``).
+SampleListener = Callable[["Sample"], None]
 #: ``until(initial_active_cluster)`` -> a check of the status that is empty once the upgrade is over.
 UntilCondition = Callable[[str], Callable[["RayServiceStatus"], str]]
 
@@ -48,10 +52,14 @@ class KubeRayCluster(Protocol):
     """The session's cluster, whichever provider made it."""
 
     @property
+    def gateway_url(self) -> str:
+        """Where the Gateway answers from this machine (per Gateway on kind with Istio: ``gateway_url_for``)."""
+
+    @property
     def handle(self) -> ClusterHandle:
         """Its kubeconfig and API clients (``core``, ``custom``, ``dynamic``)."""
 
-    def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> Any:
+    def install_kuberay(self, version: KubeRayVersion, source: Path | None = None) -> KubeRayOperator:
         """KubeRay at ``version`` (built from ``source`` if given), with the incremental-upgrade gate on."""
 
     def provide_images(self, images: Sequence[str]) -> None:
@@ -61,7 +69,7 @@ class KubeRayCluster(Protocol):
 class RayServiceFactory(Protocol):
     """``rayservice_factory(manifest, apps=..., ...)``: deploy a RayService and wait until it serves."""
 
-    def __call__(self, manifest: str | Path | Mapping[str, Any] | None = None, *,
+    def __call__(self, manifest: str | Path | Manifest | None = None, *,
                  apps: Mapping[str, str | Path] | None = None, name: str | None = None,
                  max_surge_percent: int | None = None, step_size_percent: int | None = None,
                  interval_seconds: int | None = None,
@@ -72,7 +80,7 @@ class Upgrade(Protocol):
     """``upgrade(rayservice, to=..., ...)``: roll a change out and record every step until it is over."""
 
     def __call__(self, deployed: DeployedRayService,
-                 to: str | Path | Mapping[str, Any] | ManifestEdit | None = None, *,
+                 to: str | Path | Manifest | ManifestEdit | None = None, *,
                  cluster_change: str | None = None, serve_change: str | None = None,
                  traffic: bool | TrafficSpec | Sequence[TrafficSpec] = True, interval: float = 0.5,
                  triggers: Sequence[TriggerOnce] = (), until: UntilCondition | None = None,

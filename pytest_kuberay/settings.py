@@ -43,6 +43,10 @@ class Settings:
     kubeconfig: Path | None
     kube_context: str | None
     operator_image: str = "quay.io/kuberay/operator:{version}"
+    rayservice: Path | None = None
+    upgrade_to: Path | None = None
+    apps: tuple[Path, ...] = ()
+    traffic_paths: tuple[str, ...] = ("/",)
 
     def ray_image_for(self, version: KubeRayVersion) -> str:
         return self.ray_image or version.default_ray_image
@@ -83,6 +87,24 @@ def _parse_image(text: str) -> str:
             "Example: --kuberay-ray-image=rayproject/ray:2.46.0"
         )
     return value
+
+
+def _parse_dir_list(text: str) -> tuple[Path, ...]:
+    paths = tuple(Path(p.strip()).expanduser().resolve() for p in text.split(",") if p.strip())
+    for path in paths:
+        if not path.is_dir():
+            raise SettingsError(f"--kuberay-apps: {path} is not a directory (one directory per Serve app, "
+                                "e.g. --kuberay-apps=apps/fruit,apps/greeter)")
+    return paths
+
+
+def _parse_paths(text: str) -> tuple[str, ...]:
+    paths = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in paths if not p.startswith("/")]
+    if bad or not paths:
+        raise SettingsError(f"--kuberay-traffic-path: routes must start with '/', got {text!r}. "
+                            "Example: --kuberay-traffic-path=/fruit,/greet")
+    return paths
 
 
 def _parse_operator_image(text: str) -> str:
@@ -183,6 +205,15 @@ OPTIONS: tuple[Option, ...] = (
            _parse_existing_file("--kuberay-kubeconfig"), metavar="FILE"),
     Option("kube_context", "--kuberay-kube-context", "kubeconfig context for --kuberay-provider=existing",
            None, str, metavar="NAME"),
+    Option("rayservice", "--kuberay-rayservice", "your RayService manifest: the shipped suites judge its "
+           "upgrade to --kuberay-upgrade-to instead of the echo app", None,
+           _parse_existing_file("--kuberay-rayservice"), metavar="FILE"),
+    Option("upgrade_to", "--kuberay-upgrade-to", "the manifest your RayService upgrades to (with "
+           "--kuberay-rayservice)", None, _parse_existing_file("--kuberay-upgrade-to"), metavar="FILE"),
+    Option("apps", "--kuberay-apps", "your Serve app directories, comma separated; each is shipped as a "
+           "ConfigMap and mounted at /home/ray/apps/<dir name>", "", _parse_dir_list, metavar="DIR[,DIR]"),
+    Option("traffic_paths", "--kuberay-traffic-path", "routes of your RayService to send requests to during "
+           "the upgrade, comma separated (default /)", "/", _parse_paths, metavar="/PATH[,/PATH]"),
     Option("operator_image", "--kuberay-operator-image", "operator image when pytest-kuberay installs KubeRay on "
            "an existing cluster; {version} is replaced by the version (default quay.io/kuberay/operator:{version}; "
            "e.g. a mirror: registry.corp/kuberay/operator:{version})", DEFAULT_OPERATOR_IMAGE,
@@ -220,6 +251,10 @@ def resolve_settings(config: _ConfigLike, environ: dict[str, str] | None = None)
             if source == "command line":
                 raise
             raise SettingsError(f"{exc} [value from {source}]") from None
+    if (values.get("rayservice") is None) != (values.get("upgrade_to") is None):
+        raise SettingsError("--kuberay-rayservice and --kuberay-upgrade-to go together: the manifest your RayService "
+                            "starts from and the one it upgrades to. Example: --kuberay-rayservice=mine.yaml "
+                            "--kuberay-upgrade-to=mine-v2.yaml")
     return Settings(**values)
 
 

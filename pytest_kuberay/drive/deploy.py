@@ -17,6 +17,7 @@ import httpx
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
+from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.rayservice import serve_app_configmap
@@ -25,6 +26,11 @@ from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR
 __all__ = ["DeployedRayService", "deploy_rayservice", "describe_status", "serving", "wait_gateway_ready"]
 
 log = logging.getLogger(__name__)
+
+
+def head_service(cluster_name: str) -> str:
+    """KubeRay names a RayCluster's head Service ``<cluster>-head-svc``; its dashboard port is ``dashboard``."""
+    return f"{cluster_name}-head-svc"
 
 
 @dataclass
@@ -48,6 +54,11 @@ class DeployedRayService:
 
     def status(self) -> RayServiceStatus:
         return parse_rayservice_status(self.read())
+
+    def serve_probe(self, cluster_name: str, timeout: float = 5.0) -> ServeProbe:
+        """A probe of one of its Ray clusters' live Serve state, through the API server (close it after use)."""
+        return ServeProbe.via_api_server(cluster_name, self.namespace, head_service(cluster_name),
+                                         self.cluster.api_client, timeout=timeout)
 
     def apply(self, manifest: dict[str, Any]) -> None:
         """Server-side apply a new spec (an upgrade trigger), remembering the old one."""

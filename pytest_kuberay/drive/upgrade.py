@@ -22,7 +22,7 @@ from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, Ti
 from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["TriggerOnce", "gateway_url", "head_service", "record_upgrade", "serve_probe_factory"]
+__all__ = ["TriggerOnce", "gateway_url", "record_upgrade", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,8 @@ def gateway_url(stack: Any, deployed: DeployedRayService) -> str | None:
     return getattr(stack, "gateway_url", None)
 
 
-def head_service(cluster_name: str) -> str:
-    """KubeRay names a RayCluster's head Service ``<cluster>-head-svc``; its dashboard port is ``dashboard``."""
-    return f"{cluster_name}-head-svc"
-
-
 def serve_probe_factory(deployed: DeployedRayService, timeout: float = 2.0) -> Callable[[str], ServeProbe]:
-    def probe_for(cluster_name: str) -> ServeProbe:
-        return ServeProbe.via_api_server(cluster_name, deployed.namespace, head_service(cluster_name),
-                                         deployed.cluster.api_client, timeout=timeout)
-
-    return probe_for
+    return lambda cluster_name: deployed.serve_probe(cluster_name, timeout=timeout)
 
 
 class TriggerOnce:

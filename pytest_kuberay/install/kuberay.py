@@ -54,7 +54,13 @@ def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout:
 
 
 class OperatorProcess:
-    """The real KubeRay operator, out of cluster, with the incremental-upgrade gate on."""
+    """The real KubeRay operator, out of cluster, with the incremental-upgrade gate on.
+
+    Only for a source build on kind or an existing cluster (no registry of ours to push its image to);
+    every provider of ours runs the operator in the cluster.
+    """
+
+    restartable = True
 
     def __init__(self, version: KubeRayVersion, kubeconfig: Path, run_dir: Path, source: Path | None = None,
                  spawn: ProcessFactory = ManagedProcess) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_kuberay.drive.upgrade import TriggerOnce
-from pytest_kuberay.verdict.invariants import active_config_frozen
+from pytest_kuberay import TriggerOnce, active_config_frozen
 
 
 @pytest.mark.kuberay_bug("4717")

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_kuberay.drive.deploy import serving
-from pytest_kuberay.drive.upgrade import TriggerOnce
-from pytest_kuberay.verdict.invariants import active_config_frozen
-from pytest_kuberay.verdict.traffic import requests_succeed
+from pytest_kuberay import TriggerOnce, active_config_frozen, requests_succeed, serving
 
 
 def rolled_back_after(revert):

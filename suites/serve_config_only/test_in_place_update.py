@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_kuberay.drive.upgrade import serve_probe_factory
-from pytest_kuberay.verdict.traffic import requests_succeed
+from pytest_kuberay import requests_succeed
 
 
 def test_serve_config_only_change_is_applied_in_place(rayservice, upgrade):
     active = rayservice.status().active.cluster
-    probe = serve_probe_factory(rayservice)(active)
+    probe = rayservice.serve_probe(active)
 
     def new_config_live_or_pending_cluster(initial: str):
         def check(status) -> str:

@@ -1,4 +1,4 @@
-"""The existing provider against a real API server: it refuses conflicts with one line each, and adds only what is missing.
+"""The existing provider against a real API server: it refuses conflicts with one line each.
 
 A local cluster (no KubeRay) plays "the user's cluster". What the provider inspects are
 real objects on it: operator Deployments with other versions or flags, GatewayClasses

@@ -58,7 +58,7 @@ def test_ini_keys_and_markers_are_registered(pytester: pytest.Pytester) -> None:
     for option in OPTIONS:
         assert re.search(rf"^  {option.ini} \(", help_text, re.M), f"ini key {option.ini} missing"
     markers = pytester.runpytest("--markers").stdout.str()
-    assert "@pytest.mark.kuberay_bug(id, affected=None)" in markers
+    assert "@pytest.mark.kuberay_bug(id, affected=None, title=None, link=None)" in markers
     assert "@pytest.mark.kuberay_min_version(version, reason)" in markers
 
 
