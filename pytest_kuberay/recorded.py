@@ -23,6 +23,7 @@ from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
 from pytest_kuberay.errors import KubeRayTestError
 from pytest_kuberay.observe.timeline import Timeline
 from pytest_kuberay.phase_reports import failed_or_xfailed
+from pytest_kuberay.protocols import KubeRayCluster, KubeRayOperator, SampleListener
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.report.artifacts import collect_failure_artifacts, save_timeline
 from pytest_kuberay.settings import Settings
@@ -118,18 +119,20 @@ def _manifests(scenario: UpgradeScenario, namespace: str, gateway_class: str, ra
     return before, after, list(scenario.traffic or [TrafficSpec("/")])
 
 
-def recorded_upgrade_fixture(scenario_arg: str = "upgrade_scenario") -> tuple[Any, Any]:
+def recorded_upgrade_fixture() -> tuple[Any, Any]:
     """``recorded_upgrade, upgrade_record = recorded_upgrade_fixture()`` in a suite's conftest.py.
 
-    The conftest parametrizes ``scenario_arg`` (module scope) with :class:`UpgradeScenario` objects.
+    The conftest parametrizes ``upgrade_scenario`` (module scope) with :class:`UpgradeScenario`
+    objects in its ``pytest_generate_tests``.
     """
 
     @pytest.fixture(scope="module")
-    def recorded_upgrade(request: pytest.FixtureRequest, kuberay_cluster: Any, kuberay_operator: Any,
+    def recorded_upgrade(request: pytest.FixtureRequest, upgrade_scenario: UpgradeScenario,
+                         kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRayOperator,
                          kuberay_version: KubeRayVersion, kuberay_settings: Settings,
-                         kuberay_progress: Callable[[str], list[Any]]) -> Iterator[RecordedUpgrade]:
+                         kuberay_progress: Callable[[str], list[SampleListener]]) -> Iterator[RecordedUpgrade]:
         """Deploy, roll the scenario's change out, record to promotion: once per version and scenario."""
-        scenario: UpgradeScenario = request.getfixturevalue(scenario_arg)
+        scenario = upgrade_scenario
         handle = kuberay_cluster.handle
         suffix = kuberay_version.label.replace(".", "-").replace("+", "-")
         namespace = re.sub(r"[^a-z0-9-]", "-", f"kr-upgrade-{scenario.id}-{suffix}".lower())[:63].strip("-")

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ProviderError, ToolchainError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.install.kuberay import INCREMENTAL_UPGRADE_GATE, install_kuberay_crds, wait_crds_established
@@ -56,7 +57,7 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS_DIR = data_dir("manifests")
 KUBERAY_VALUES_FILE = MANIFESTS_DIR / "helm-values-kuberay.yaml"
 KUBERAY_REPO = os.environ.get("PYTEST_KUBERAY_KUBERAY_HELM_REPO", "https://ray-project.github.io/kuberay-helm/")
 KUBERAY_CHART = "kuberay-operator"

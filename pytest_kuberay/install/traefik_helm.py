@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.gateway import TRAEFIK_CONTROLLER, gateway_class
 from pytest_kuberay.install.helm import Helm
@@ -34,7 +34,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRAEFIK_VALUES_FILE = Path(__file__).resolve().parents[2] / "manifests" / "helm-values-traefik.yaml"
+TRAEFIK_VALUES_FILE = data_dir("manifests") / "helm-values-traefik.yaml"
 TRAEFIK_REPO = os.environ.get("PYTEST_KUBERAY_TRAEFIK_HELM_REPO", "https://traefik.github.io/charts")
 TRAEFIK_CHART = "traefik"
 #: Chart 39.0.5 ships Traefik v3.6.10; its values.schema.json accepts manifests/helm-values-traefik.yaml.

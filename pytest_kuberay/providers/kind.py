@@ -30,6 +30,7 @@ from typing import Any, TypedDict
 
 import yaml
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ProviderError, ToolchainError
 from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.install.helm import (
@@ -70,7 +71,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS_DIR = data_dir("manifests")
 KIND_CONFIG_FILE = MANIFESTS_DIR / "kind-config.yaml"
 VENDORED_GATEWAY_API_DIR = MANIFESTS_DIR / "gateway-api-v1.4.1-standard"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR, app_zip, echo_serve_config
 from pytest_kuberay.workloads.serve_config import app_configs, validate_serve_config
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
@@ -31,7 +32,7 @@ __all__ = [
     "upgrade_plan",
 ]
 
-MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS_DIR = data_dir("manifests")
 APPS_MOUNT = "/home/ray/apps"
 
 

@@ -14,11 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.workloads.serve_config import validate_serve_config
 
 __all__ = ["SERVE_APPS_DIR", "app_zip", "echo_serve_config", "echo_version"]
 
-SERVE_APPS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "serve_apps"
+SERVE_APPS_DIR = data_dir("serve_apps")
 
 
 def app_zip(app_dir: Path) -> bytes:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ToolchainError
 
 __all__ = [
@@ -200,7 +201,7 @@ def toolchain_dir() -> Path:
     explicit = os.environ.get("PYTEST_KUBERAY_TOOLCHAIN")
     if explicit:
         return Path(explicit).expanduser()
-    return Path(__file__).resolve().parents[3] / "toolchain"
+    return data_dir("toolchain")
 
 
 def _module_dir(subdir: str) -> Path:
