@@ -66,7 +66,7 @@ def test_mistakes_get_one_line_that_says_what_to_fix(mine: dict[str, Any], edit:
 
 def test_not_a_rayservice_file(tmp_path: Path) -> None:
     (tmp_path / "two.yaml").write_text("kind: ConfigMap\n---\nkind: Pod\n")
-    with pytest.raises(ManifestError, match="must hold exactly one RayService .* found 0"):
+    with pytest.raises(ManifestError, match=r"must hold exactly one RayService .* found 0"):
         load_rayservice(tmp_path / "two.yaml")
     with pytest.raises(ManifestError, match="cannot read the RayService manifest"):
         load_rayservice(tmp_path / "missing.yaml")
