@@ -236,8 +236,8 @@ def kuberay_progress(pytestconfig: pytest.Config) -> Callable[[str], list[Sample
 
 
 @pytest.fixture
-def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kuberay_settings: Settings,
-            kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Upgrade:
+def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRayOperator,
+            kuberay_settings: Settings, kuberay_artifacts: Path, kuberay_version: KubeRayVersion) -> Upgrade:
     """``upgrade(rs, to=...)``: roll a change out and record every step until promotion (or ``until``).
 
     ``to`` is the new manifest (a file or dict, kept in the RayService's namespace and name), or
@@ -246,6 +246,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kub
     pair must start an upgrade (a change of the cluster spec beyond scaling).
     """
     from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
+    from pytest_kuberay.recorded import fail_on_new_operator_restarts, operator_restarts
     from pytest_kuberay.report.artifacts import save_timeline
     from pytest_kuberay.workloads.manifest import images_of, mount_apps, starts_an_upgrade, upgraded_manifest
     from pytest_kuberay.workloads.rayservice import apply_change, upgrade_plan
@@ -276,6 +277,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kub
         plan = upgrade_plan(before, new_manifest, labels)
         specs = [] if traffic is False else deployed.traffic if traffic is True else _traffic_specs(traffic, [])
         url = gateway_url(kuberay_cluster, deployed) if specs else None
+        restarts_before = operator_restarts(kuberay_operator)
         timeline = record_upgrade(deployed, new_manifest, plan, timeout=kuberay_settings.timeout(900),
                                   interval=interval,
                                   listeners=_progress_listeners(request.config, kuberay_version.label),
@@ -286,6 +288,7 @@ def upgrade(request: pytest.FixtureRequest, kuberay_cluster: KubeRayCluster, kub
         json_path, png_path = save_timeline(timeline, kuberay_artifacts, title)
         request.node.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
         check_ray_versions(request.node, timeline, before, new_manifest)
+        fail_on_new_operator_restarts(kuberay_operator, restarts_before)
         return timeline
 
     return run

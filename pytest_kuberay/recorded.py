@@ -42,7 +42,8 @@ from pytest_kuberay.workloads.manifest import (
 )
 from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, apply_change, echo_rayservice, upgrade_plan
 
-__all__ = ["RecordedUpgrade", "UpgradeScenario", "recorded_upgrade_fixture", "user_scenarios"]
+__all__ = ["RecordedUpgrade", "UpgradeScenario", "fail_on_new_operator_restarts", "operator_restarts",
+           "recorded_upgrade_fixture", "user_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,23 @@ def user_scenarios(config: pytest.Config | Settings) -> list[UpgradeScenario]:
     traffic = [TrafficSpec(path) for path in settings.traffic_paths]
     return [UpgradeScenario("yours", manifest=settings.rayservice, upgrade_to=settings.upgrade_to, apps=apps,
                             traffic=traffic)]
+
+
+def operator_restarts(operator: object) -> dict[str, str]:
+    """Restarts of the operator's containers by the kubelet so far (none for operators we cannot see into)."""
+    counter = getattr(operator, "container_restarts", None)
+    return dict(counter()) if callable(counter) else {}
+
+
+def fail_on_new_operator_restarts(operator: object, before: dict[str, str]) -> None:
+    """An operator restart nobody asked for voids an upgrade's verdict: it empties the operator's caches (4717)."""
+    after = operator_restarts(operator)
+    new = {pod: why for pod, why in after.items() if before.get(pod) != why}
+    if new:
+        pytest.fail("the KubeRay operator's container was restarted by the kubelet during the upgrade ("
+                    + "; ".join(f"{pod}: {why}" for pod, why in new.items())
+                    + "): an operator restart loses its Serve-config cache, so this run says nothing about the "
+                    "upgrade itself; see the operator log in the artifacts", pytrace=False)
 
 
 def _cluster_exists(deployed: DeployedRayService, name: str) -> bool:
@@ -159,8 +177,10 @@ def recorded_upgrade_fixture() -> tuple[Any, Any]:
                       else {"to": str(scenario.upgrade_to)})
             plan = upgrade_plan(before, after, labels)
             listeners = kuberay_progress(f"{kuberay_version.label} {scenario.id}")
+            restarts_before = operator_restarts(kuberay_operator)
             timeline = record_upgrade(deployed, after, plan, timeout=kuberay_settings.timeout(900),
                                       listeners=listeners, traffic_url=url, traffic=traffic)
+            fail_on_new_operator_restarts(kuberay_operator, restarts_before)
             title = (f"KubeRay {kuberay_version.label}: incremental upgrade ({scenario.id}), maxSurge "
                      f"{plan.max_surge_percent}%, stepSize {plan.step_size_percent}%")
             _, plot = save_timeline(timeline, artifacts, title)

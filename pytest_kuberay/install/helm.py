@@ -262,6 +262,9 @@ class HelmOperator:
                                           self.log_dir, uninstall=uninstall)
         self.operator.wait_ready(timeout, started=started)
 
+    def container_restarts(self) -> dict[str, str]:
+        return self.operator.container_restarts() if self.operator else {}
+
     def restart(self, timeout: float = 120.0) -> None:
         """Delete the operator pod; wait for the Deployment's next one to be Ready (it starts with an empty cache)."""
         if self.operator is None:

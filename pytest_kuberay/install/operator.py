@@ -61,22 +61,35 @@ class PodLogFollower:
         return self
 
     def _run(self) -> None:
-        try:
-            self._response = self.cluster.core.read_namespaced_pod_log(
-                self.pod, self.namespace, follow=True, _preload_content=False)
-            with open(self.path, "ab") as out:
-                for chunk in self._response.stream(4096):
-                    out.write(chunk)
-                    out.flush()
-                    if self._stopped.is_set():
-                        break
-        except Exception as exc:  # the log is evidence, never a reason to fail a test
-            if self._stopped.is_set():
-                return
-            reason = api_reason(exc)
-            log.warning("cannot follow the log of pod %s/%s: %s", self.namespace, self.pod, reason)
-            with contextlib.suppress(OSError), open(self.path, "a") as out:
-                out.write(f"# pytest-kuberay could not follow the log of pod {self.namespace}/{self.pod}: {reason}\n")
+        """Follow the container's log; when it restarts (the stream ends), follow the new instance too."""
+        streams = 0
+        while not self._stopped.is_set():
+            try:
+                self._response = self.cluster.core.read_namespaced_pod_log(
+                    self.pod, self.namespace, follow=True, _preload_content=False)
+                with open(self.path, "ab") as out:
+                    if streams:
+                        out.write(b"# pytest-kuberay: the container restarted; its next instance's log follows\n")
+                    streams += 1
+                    for chunk in self._response.stream(4096):
+                        out.write(chunk)
+                        out.flush()
+                        if self._stopped.is_set():
+                            return
+            except Exception as exc:  # the log is evidence, never a reason to fail a test
+                if self._stopped.is_set():
+                    return
+                if getattr(exc, "status", None) in (400, 404):  # the pod is gone, or waits to restart
+                    if getattr(exc, "status", None) == 404:
+                        return
+                else:
+                    reason = api_reason(exc)
+                    log.warning("cannot follow the log of pod %s/%s: %s", self.namespace, self.pod, reason)
+                    with contextlib.suppress(OSError), open(self.path, "a") as out:
+                        out.write(f"# pytest-kuberay could not follow the log of pod {self.namespace}/{self.pod}: "
+                                  f"{reason}\n")
+                    return
+            self._stopped.wait(1.0)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -162,6 +175,20 @@ class InClusterOperator:
         log.info("KubeRay operator %s Ready in namespace %s (pod %s) after %.1fs", self.version.label,
                  self.namespace, pod, self.ready_seconds)
         return self
+
+    def container_restarts(self) -> dict[str, str]:
+        """Operator containers the kubelet restarted (pod -> count and why), e.g. after a failed liveness probe.
+
+        Our own restarts delete the pod: its successor starts at zero, so this counts only the others.
+        """
+        found = {}
+        for pod in self._pods():
+            for status in (pod.status and pod.status.container_statuses) or []:
+                if status.restart_count:
+                    last = status.last_state.terminated if status.last_state else None
+                    why = f"{last.reason} (exit {last.exit_code})" if last else "unknown reason"
+                    found[pod.metadata.name] = f"{status.restart_count} restart(s), last: {why}"
+        return found
 
     def restart(self, timeout: float = 120.0) -> None:
         """Delete the operator pod; wait for the Deployment's next one to be Ready (it starts with an empty cache)."""

@@ -67,8 +67,12 @@ def _operator_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     raise ProviderError(f"the release manifests hold no Deployment {OPERATOR_DEPLOYMENT}")
 
 
-def render_release_manifests(config_dir: Path, *, namespace: str, image: str, kustomize: Path) -> list[dict[str, Any]]:
-    """``kustomize build`` of an overlay on ``config_dir/default``: our namespace and image, the gate on."""
+def render_release_manifests(config_dir: Path, *, namespace: str, image: str, kustomize: Path,
+                             cpu_limit: bool = True) -> list[dict[str, Any]]:
+    """``kustomize build`` of an overlay on ``config_dir/default``: our namespace and image, the gate on.
+
+    ``cpu_limit=False`` drops the Deployment's CPU limit (its request stays): see the local provider.
+    """
     if not (config_dir / "default" / "kustomization.yaml").is_file():
         raise ProviderError(f"{config_dir} has no default/kustomization.yaml: not a KubeRay ray-operator/config")
     repository, _, tag = image.rpartition(":")
@@ -96,6 +100,8 @@ def render_release_manifests(config_dir: Path, *, namespace: str, image: str, ku
         if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == OPERATOR_DEPLOYMENT:
             first = doc["spec"]["template"]["spec"]["containers"][0]
             first["args"] = enable_feature_gate(first.get("args") or [], INCREMENTAL_UPGRADE_GATE)
+            if not cpu_limit:
+                (first.get("resources") or {}).get("limits", {}).pop("cpu", None)
     return manifests
 
 
@@ -116,13 +122,15 @@ def running_operator_image(cluster: ClusterHandle, namespace: str) -> str | None
 
 def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, config_dir: Path, *, image: str,
                               namespace: str, kustomize: Path, log_dir: Path, timeout: float,
-                              remove_on_stop: bool = True, apply_crds: bool = True) -> InClusterOperator:
+                              remove_on_stop: bool = True, apply_crds: bool = True,
+                              cpu_limit: bool = True) -> InClusterOperator:
     """Apply the rendered manifests and wait for the operator; ``stop()`` removes all but the CRDs.
 
     ``apply_crds=False`` leaves CRDs someone else installed (or we applied already) untouched.
     """
     started = time.monotonic()
-    manifests = render_release_manifests(config_dir, namespace=namespace, image=image, kustomize=kustomize)
+    manifests = render_release_manifests(config_dir, namespace=namespace, image=image, kustomize=kustomize,
+                                         cpu_limit=cpu_limit)
     crds = [m for m in manifests if m["kind"] == "CustomResourceDefinition"]
     others = [m for m in manifests if m["kind"] != "CustomResourceDefinition"]
     if apply_crds:
