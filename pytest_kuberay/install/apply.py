@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pytest_kuberay._support.yaml_io import load_all
 
 __all__ = ["FIELD_MANAGER", "apply_manifests", "load_manifests"]
 
@@ -26,7 +26,7 @@ def load_manifests(*paths: Path) -> list[dict[str, Any]]:
     for path in paths:
         files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
         for file in files:
-            docs.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
+            docs.extend(load_all(file.read_text()))
     return docs
 
 

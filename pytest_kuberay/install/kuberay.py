@@ -10,6 +10,7 @@ restarts it mid-upgrade to check that nothing depends on its in-memory cache.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,8 +45,10 @@ def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout:
     def pending() -> list[str]:
         waiting = []
         for name in names:
-            crd = api.read_custom_resource_definition(name)
-            conditions = {c.type: c.status for c in ((crd.status and crd.status.conditions) or [])}
+            # Raw JSON: a KubeRay CRD is a megabyte, and the client's model classes take seconds to build it.
+            reply = api.read_custom_resource_definition(name, _preload_content=False)
+            status = json.loads(reply.data).get("status") or {}
+            conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
             if conditions.get("Established") != "True":
                 waiting.append(name)
         return waiting

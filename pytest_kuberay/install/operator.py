@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -92,10 +93,14 @@ class PodLogFollower:
             self._stopped.wait(1.0)
 
     def stop(self) -> None:
+        """Stop following. The reading thread owns the connection: closing it from here deadlocks on the
+        SSL socket it is blocked reading (seen at teardown), so we shut the socket down, which wakes it."""
         self._stopped.set()
-        if self._response is not None:
-            with contextlib.suppress(Exception):
-                self._response.close()
+        response = self._response
+        sock = getattr(getattr(response, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.yaml_io import load_all
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.kuberay import INCREMENTAL_UPGRADE_GATE, wait_crds_established
@@ -91,7 +92,7 @@ def render_release_manifests(config_dir: Path, *, namespace: str, image: str, ku
                               capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ProviderError(f"kustomize could not render {config_dir}/default: {proc.stderr.strip()[-1500:]}")
-    manifests = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    manifests = load_all(proc.stdout)
     container = _operator_container(manifests)
     if container.get("image") != image:
         raise ProviderError(f"the release manifests' operator image is {container.get('image')!r} after our "

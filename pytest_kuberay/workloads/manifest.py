@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.yaml_io import load_all
 from pytest_kuberay.errors import ManifestError, ServeConfigError
 from pytest_kuberay.workloads.rayservice import APPS_MOUNT, IncrementalUpgradeOptions
 from pytest_kuberay.workloads.serve_config import validate_serve_config
@@ -49,7 +50,7 @@ def load_rayservice(source: ManifestSource) -> dict[str, Any]:
         path = Path(source).expanduser()
         where = str(path)
         try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+            docs = load_all(path.read_text())
         except OSError as exc:
             raise ManifestError(f"cannot read the RayService manifest {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:

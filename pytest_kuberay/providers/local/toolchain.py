@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from pytest_kuberay._support.cache import cache_root
 from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ToolchainError
 
@@ -180,17 +181,6 @@ INSTALL_COMPONENTS = ("kustomize",)
 # --------------------------------------------------------------------------------------------
 # Paths and versions (pure)
 # --------------------------------------------------------------------------------------------
-
-
-def cache_root() -> Path:
-    """Where binaries and build logs are kept: they take minutes to build, so they outlive a test run."""
-    explicit = os.environ.get("PYTEST_KUBERAY_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "pytest-kuberay"
-    return Path.home() / ".cache" / "pytest-kuberay"
 
 
 def toolchain_dir() -> Path:
