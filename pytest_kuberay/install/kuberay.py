@@ -47,7 +47,7 @@ def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout:
         for name in names:
             # Raw JSON: a KubeRay CRD is a megabyte, and the client's model classes take seconds to build it.
             reply = api.read_custom_resource_definition(name, _preload_content=False)
-            status = json.loads(reply.data).get("status") or {}
+            status = json.loads(reply.data).get("status") or {}  # type: ignore[attr-defined]
             conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
             if conditions.get("Established") != "True":
                 waiting.append(name)
