@@ -158,12 +158,6 @@ def reap(args: argparse.Namespace) -> int:
     return registry_main(["--reap"])
 
 
-def toolchain(args: argparse.Namespace) -> int:
-    from pytest_kuberay.providers.local.toolchain import main as toolchain_main
-
-    return toolchain_main(args.toolchain_args, prog="pytest-kuberay toolchain")
-
-
 def _parser() -> _Parser:
     parser = _Parser(prog="pytest-kuberay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -184,15 +178,18 @@ def _parser() -> _Parser:
     down = cluster_sub.add_parser("down", help="tear kept clusters down, leaving nothing behind")
     down.add_argument("run", nargs="*", help="run ids (default: every kept cluster)")
     down.set_defaults(func=cluster_down)
-    tools = sub.add_parser("toolchain", help="build (or reuse) the local provider's binaries", add_help=False)
-    tools.add_argument("toolchain_args", nargs=argparse.REMAINDER)
-    tools.set_defaults(func=toolchain)
+    sub.add_parser("toolchain", help="build (or reuse) the local provider's binaries (see its own --help)")
     reaper = sub.add_parser("reap", help="remove what killed runs left: processes, networks, cgroups, directories")
     reaper.set_defaults(func=reap)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["toolchain"]:  # its own options (see `pytest-kuberay toolchain --help`)
+        from pytest_kuberay.providers.local.toolchain import main as toolchain_main
+
+        return toolchain_main(argv[1:], prog="pytest-kuberay toolchain")
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
