@@ -1,4 +1,4 @@
-"""The ``pytest-kuberay`` script: help on every subcommand, one line for bad arguments, status and down on no cluster."""
+"""The ``pytest-kuberay`` script: help on every subcommand, one line for bad arguments, no-cluster status."""
 
 from __future__ import annotations
 
