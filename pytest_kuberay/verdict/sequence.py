@@ -1,4 +1,4 @@
-"""The capacity and traffic sequence an incremental upgrade must follow (FACTS.md §1).
+"""The capacity and traffic sequence an incremental upgrade must follow (docs/kuberay-facts.md §1).
 
 The operator acts only when the pending cluster's traffic has caught up with
 its target capacity: then the active cluster steps down by maxSurge while the

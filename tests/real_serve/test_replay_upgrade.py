@@ -27,7 +27,7 @@ from tests.support.replay_operator import ReplayOperator
 
 pytestmark = pytest.mark.slow
 
-EXPECTED_SEQUENCE = expected_steps(20, 20)  # FACTS.md §1; tests/unit/test_sequence.py pins it
+EXPECTED_SEQUENCE = expected_steps(20, 20)  # docs/kuberay-facts.md §1; tests/unit/test_sequence.py pins it
 SAMPLE_INTERVAL = 0.25
 HOLD = 1.5  # each replayed step lasts six sampling intervals
 
@@ -53,7 +53,7 @@ def _replay(clusters: tuple[LocalRayCluster, LocalRayCluster], behaviour: str, o
     timeline.write_json(out / f"timeline-{behaviour}.json")
     png = plot_timeline(timeline, out / f"timeline-{behaviour}.png", title=f"replay of {behaviour}'s PUT sequence")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert published == EXPECTED_SEQUENCE, "the replay itself no longer follows FACTS.md §1"
+    assert published == EXPECTED_SEQUENCE, "the replay itself no longer follows docs/kuberay-facts.md §1"
     return timeline
 
 

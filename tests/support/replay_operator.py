@@ -2,7 +2,7 @@
 
 TEST-ONLY. This is not KubeRay and is never offered to users as KubeRay: it
 lets the foundation's recorder and invariants be proven on real Ray Serve
-without Kubernetes. It follows the reconcile rules of FACTS.md §1:
+without Kubernetes. It follows the reconcile rules of docs/kuberay-facts.md §1:
 
 * ``reconcileServeTargetCapacity`` acts only when pending TC == pending traffic;
   the active cluster steps down by maxSurge while active + pending > 100,

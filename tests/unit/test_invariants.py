@@ -35,7 +35,7 @@ from tests.unit.timeline_builders import (
 
 VERSION_FIELD = "deployments[Echo].user_config.version"
 
-# FACTS.md §1, maxSurge 20 / stepSize 20, up to the step where bug 4189 shows
+# docs/kuberay-facts.md §1, maxSurge 20 / stepSize 20, up to the step where bug 4189 shows
 GOOD_KEYS: list[StepKey] = [
     (100, 0, 0), (100, 20, 0), (100, 20, 20), (80, 20, 20), (80, 40, 20), (80, 40, 40), (60, 40, 40),
 ]

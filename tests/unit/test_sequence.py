@@ -1,4 +1,4 @@
-"""The expected capacity/traffic sequence (FACTS.md §1) and the checks against it."""
+"""The expected capacity/traffic sequence (docs/kuberay-facts.md §1) and the checks against it."""
 
 from __future__ import annotations
 
