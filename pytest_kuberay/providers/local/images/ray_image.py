@@ -81,8 +81,10 @@ def _versions_with_wheels() -> str:
     match = re.search(r"Available versions: (.*)", proc.stdout)
     if not match:
         return "(pip could not list them)"
-    versions = match.group(1).split(", ")
-    return ", ".join(versions[:12]) + (", ..." if len(versions) > 12 else "")
+    versions = match.group(1).split(", ")  # newest first
+    if len(versions) <= 10:
+        return ", ".join(versions)
+    return f"{', '.join(versions[:8])}, ... ({len(versions)} in all, the oldest {versions[-1]})"
 
 
 def _index_url() -> str:
