@@ -9,16 +9,46 @@ cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from pytest_kuberay.errors import SettingsError
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["KNOWN_BUGS", "KnownBug", "known_bug", "lookup", "parse_affected"]
+__all__ = ["KNOWN_BUGS", "KnownBug", "Signature", "known_bug", "lookup", "parse_affected"]
 
 _ISSUE_URL = "https://github.com/ray-project/kuberay/issues/{}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a bug's violations look like: the invariant broken and, for config invariants, by what.
+
+    ``became`` is whose config the cluster got instead ("new": the upgrade's, "old": the one it
+    started from). ``after``/``unless_after`` name a marker of the recording (a trigger, such as
+    ``operator-restart``) that must, or must not, precede the violation.
+    """
+
+    invariant: str
+    role: str | None = None
+    became: str | None = None
+    after: str | None = None
+    unless_after: str | None = None
+
+    def matches(self, violation: Any, markers: Mapping[str, float]) -> bool:
+        if violation.invariant != self.invariant:
+            return False
+        if self.role is not None and getattr(violation, "role", None) != self.role:
+            return False
+        if self.became is not None and getattr(violation, "became", None) != self.became:
+            return False
+        t = violation.t if violation.t is not None else float("inf")
+        if self.after is not None and not (self.after in markers and markers[self.after] <= t):
+            return False
+        return not (self.unless_after is not None and self.unless_after in markers and markers[self.unless_after] <= t)
 
 
 @dataclass(frozen=True)
@@ -32,6 +62,12 @@ class KnownBug:
     fixed_by: tuple[str, ...] = ()  # patch labels (see versions.KNOWN_PATCHES) that fix it
     #: Where it is described; default: the upstream issue of a numeric id.
     link: str | None = None
+    #: What its violations look like; a violation matching none of them is not this bug. Empty: any violation.
+    signature: tuple[Signature, ...] = ()
+
+    def matches(self, violation: Any, markers: Mapping[str, float] | None = None) -> bool:
+        """True when ``violation`` is what this bug does (its signature; any violation without one)."""
+        return not self.signature or any(sig.matches(violation, markers or {}) for sig in self.signature)
 
     @property
     def url(self) -> str:
@@ -70,6 +106,9 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             look_for="the active cluster's deployed_app_config changes at its second step-down, "
             "step (60, 40, 40) with maxSurge 20",
             fixed_by=("pr4212",),
+            # the active cluster gets the upgrade's own config, without an operator restart before it
+            signature=(Signature("active_config_frozen", role="active", became="new",
+                                 unless_after="operator-restart"),),
         ),
         KnownBug(
             id="4717",
@@ -78,15 +117,16 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             affected=SpecifierSet(">=1.5.0"),
             look_for="the active cluster's deployed_app_config changes at the first active step-down after the "
             "operator restarted",
+            signature=(Signature("active_config_frozen", role="active", became="new", after="operator-restart"),),
         ),
     )
 }
 
 
 def known_bug(id: str, title: str, affected: str, *, look_for: str = "", fixed_by: tuple[str, ...] = (),
-              link: str | None = None) -> KnownBug:
+              link: str | None = None, signature: tuple[Signature, ...] = ()) -> KnownBug:
     """A bug of your own, to return from the ``pytest_kuberay_known_bugs`` hook in a conftest.py."""
-    return KnownBug(str(id), title, parse_affected(affected), look_for, fixed_by, link)
+    return KnownBug(str(id), title, parse_affected(affected), look_for, fixed_by, link, signature)
 
 
 def lookup(bug_id: str, registry: dict[str, KnownBug] | None = None) -> KnownBug:

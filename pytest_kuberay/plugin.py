@@ -169,9 +169,27 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep each phase's report on the item (fixtures collect artifacts on failure) and in the summary."""
     report = yield
+    verdict = item.stash.get(BUG_KEY, None)
+    if verdict is not None and report.when == "call" and hasattr(report, "wasxfail"):
+        _fail_unless_the_bug(report, call, verdict)
     item.stash.setdefault(REPORT_KEY, {})[report.when] = report
-    _summary(item.config).record(item, call, report, item.stash.get(BUG_KEY, None))
+    _summary(item.config).record(item, call, report, verdict)
     return report
+
+
+def _fail_unless_the_bug(report: pytest.TestReport, call: pytest.CallInfo[None], verdict: BugVerdict) -> None:
+    """An expected failure counts only if its violations are the marked bug's: anything else is a regression."""
+    error = call.excinfo.value if call.excinfo is not None else None
+    if not isinstance(error, InvariantViolationError) or not error.violations:
+        return
+    markers = error.timeline.markers if error.timeline is not None else {}
+    if any(verdict.bug.matches(v, markers) for v in error.violations):
+        return
+    del report.wasxfail
+    report.outcome = "failed"
+    report.longrepr = (f"UNKNOWN REGRESSION on {verdict.version.label}: the test is marked with bug "
+                       f"#{verdict.bug.id} ({verdict.bug.title}), but none of its violations matches that bug's "
+                       f"signature, so it is not that bug:\n\n{error}")
 
 
 def _summary(config: pytest.Config) -> SessionSummary:

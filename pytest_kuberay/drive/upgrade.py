@@ -144,6 +144,7 @@ def record_upgrade(
                 requests = sender.stop()
     timeline = recorder.timeline()
     timeline.requests = requests
+    timeline.markers = {t.name: t.fired_at for t in triggers if t.fired_at is not None}
     for trigger in triggers:
         trigger.check()
     return timeline

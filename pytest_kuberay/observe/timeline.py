@@ -40,9 +40,10 @@ StepKey = tuple[int, int, int]  # (active TC, pending TC, pending traffic routed
 class InvariantViolationError(AssertionError):
     """An upgrade broke an invariant. Known-bug xfails accept only this, never a timeout or a crash."""
 
-    def __init__(self, message: str, violations: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, violations: Sequence[Any] = (), timeline: Timeline | None = None) -> None:
         super().__init__(message)
         self.violations = list(violations)
+        self.timeline = timeline  # the recording, so a known bug's signature can be matched against it
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ class Timeline:
         self.reconcile_seconds = reconcile_seconds  # how long the operator may take to act on a status
         self.requests: list[Any] = []  # requests sent through the Gateway meanwhile (drive.traffic.RequestResult)
         self.ray_versions: dict[str, str] = {}  # cluster -> the Ray version its dashboard reports
+        #: When the test acted mid-upgrade (trigger name -> t), e.g. ``operator-restart``.
+        self.markers: dict[str, float] = {}
 
     @cached_property
     def initial_active(self) -> str | None:
@@ -213,7 +216,8 @@ class Timeline:
         if violations:
             shown = "\n\n".join(str(v) for v in violations[:5])
             more = f"\n\n... and {len(violations) - 5} more" if len(violations) > 5 else ""
-            raise InvariantViolationError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}", violations)
+            raise InvariantViolationError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}", violations,
+                                          self)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -222,6 +226,7 @@ class Timeline:
             "plan": _plain(self.plan),
             "initial_active": self.initial_active,
             "ray_versions": dict(self.ray_versions),
+            "markers": dict(self.markers),
             "steps": [
                 {"index": s.index, "key": list(s.key), "start": s.start, "end": s.end, "phase": s.phase,
                  "active_cluster": s.active_cluster, "pending_cluster": s.pending_cluster,

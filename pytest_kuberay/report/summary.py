@@ -27,6 +27,8 @@ BUG_STATES = {
     (False, "passed"): "not present, as registered",
     (False, "violation"): "FOUND on a version the registry calls unaffected",
     (False, "error"): "not checked: the test failed before its invariants ran",
+    (True, "regression"): "NOT reproduced: other invariants broke (an unknown regression, not this bug)",
+    (False, "regression"): "FOUND? no: other invariants broke (an unknown regression, not this bug)",
 }
 
 
@@ -87,7 +89,10 @@ class SessionSummary:
             if call.excinfo is None:
                 result.bug_outcome = "passed"
             elif call.excinfo.errisinstance(InvariantViolationError):
-                result.bug_outcome = "violation"
+                error: InvariantViolationError = call.excinfo.value  # type: ignore[assignment]
+                markers = error.timeline.markers if error.timeline is not None else {}
+                ours = any(bug_verdict.bug.matches(v, markers) for v in error.violations) or not error.violations
+                result.bug_outcome = "violation" if ours else "regression"
             else:
                 result.bug_outcome = "error"
         result.artifacts = tuple(str(v) for k, v in item.user_properties if k in ("kuberay_plot", "kuberay_artifacts"))

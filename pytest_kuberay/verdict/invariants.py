@@ -36,6 +36,10 @@ class Violation:
     message: str
     changes: tuple[FieldChange, ...] = field(default=())
     t: float | None = None
+    #: For config invariants: which cluster it was ("active"/"pending") and what its wrong config is:
+    #: "new" (the upgrade's config), "old" (the config the upgrade started from) or "other".
+    role: str | None = None
+    became: str | None = None
 
     def __str__(self) -> str:
         where = f" on cluster {self.cluster!r}" if self.cluster else ""
@@ -76,9 +80,22 @@ def _config_violations(
             name, step.label(), cluster,
             f"{role} app {app!r} {what} (fingerprint {fp_want} -> {fp_got}); first seen at t={sample.t:.1f}s, "
             f"in {len(bad)} of {len(observed)} samples of this step",
-            tuple(changes), sample.t,
+            tuple(changes), sample.t, role, _what_it_became(step, app, got.deployed_app_config if got else None),
         ))
     return violations
+
+
+def _what_it_became(step: Step, app: str, config: dict | None) -> str:
+    """Whose config a cluster runs instead: the upgrade's ("new"), the starting one ("old"), or another."""
+    if config is None:
+        return "other"
+    plan = step.timeline.plan
+    if plan is not None and app in plan.new_apps and not config_diff(plan.new_apps[app], config, subset=True):
+        return "new"
+    baseline = step.timeline.baseline.get(app)
+    if baseline is not None and not config_diff(baseline, config):
+        return "old"
+    return "other"
 
 
 def active_config_frozen(step: Step) -> list[Violation]:

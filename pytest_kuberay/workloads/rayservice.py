@@ -38,7 +38,7 @@ APPS_MOUNT = "/home/ray/apps"
 
 @dataclass(frozen=True)
 class IncrementalUpgradeOptions:
-    """``spec.upgradeStrategy.clusterUpgradeOptions``. maxSurge < 50 keeps bug 4189 visible (docs/kuberay-facts.md §1)."""
+    """``spec.upgradeStrategy.clusterUpgradeOptions``; maxSurge < 50 keeps 4189 visible (docs/kuberay-facts.md §1)."""
 
     gateway_class: str
     max_surge_percent: int = 20
