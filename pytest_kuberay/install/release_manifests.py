@@ -9,7 +9,12 @@ run. The incremental-upgrade feature gate is then merged into the Deployment's o
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
+import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -19,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.cache import cache_root
 from pytest_kuberay._support.yaml_io import load_all
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.apply import apply_manifests
@@ -77,22 +83,15 @@ def render_release_manifests(config_dir: Path, *, namespace: str, image: str, ku
     if not (config_dir / "default" / "kustomization.yaml").is_file():
         raise ProviderError(f"{config_dir} has no default/kustomization.yaml: not a KubeRay ray-operator/config")
     repository, _, tag = image.rpartition(":")
-    with tempfile.TemporaryDirectory(prefix="kuberay-overlay-") as tmp:
-        overlay = Path(tmp)
-        (overlay / "release").symlink_to(config_dir, target_is_directory=True)
-        (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": namespace,
-            "resources": ["release/default"],
-            "images": [{"name": "quay.io/kuberay/operator", "newName": repository, "newTag": tag},
-                       {"name": "kuberay/operator", "newName": repository, "newTag": tag}],
-        }, sort_keys=False))
-        proc = subprocess.run([str(kustomize), "build", "--load-restrictor", "LoadRestrictionsNone", str(overlay)],
-                              capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ProviderError(f"kustomize could not render {config_dir}/default: {proc.stderr.strip()[-1500:]}")
-    manifests = load_all(proc.stdout)
+    overlay_text = yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        "resources": ["release/default"],
+        "images": [{"name": "quay.io/kuberay/operator", "newName": repository, "newTag": tag},
+                   {"name": "kuberay/operator", "newName": repository, "newTag": tag}],
+    }, sort_keys=False)
+    manifests = copy.deepcopy(_kustomize_build(config_dir, overlay_text, kustomize))
     container = _operator_container(manifests)
     if container.get("image") != image:
         raise ProviderError(f"the release manifests' operator image is {container.get('image')!r} after our "
@@ -119,6 +118,43 @@ def running_operator_image(cluster: ClusterHandle, namespace: str) -> str | None
         raise
     spec = deployment.spec.template.spec if deployment.spec else None
     return str(spec.containers[0].image) if spec and spec.containers else None
+
+
+def _tree_digest(*parts: str | bytes, root: Path) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _kustomize_build(config_dir: Path, overlay_text: str, kustomize: Path) -> list[dict[str, Any]]:
+    """``kustomize build`` of our overlay, remembered in the user cache by a hash of every input.
+
+    A release's manifests never change, and rendering them (megabytes of CRDs) took about 10 s of
+    CPU per session; a checkout's edits change the hash and render again.
+    """
+    key = _tree_digest(overlay_text, str(kustomize), root=config_dir)
+    cached = cache_root() / "kustomize" / f"{key}.json"
+    with contextlib.suppress(OSError, ValueError):
+        rendered: list[dict[str, Any]] = json.loads(cached.read_text())
+        return rendered
+    with tempfile.TemporaryDirectory(prefix="kuberay-overlay-") as tmp:
+        overlay = Path(tmp)
+        (overlay / "release").symlink_to(config_dir, target_is_directory=True)
+        (overlay / "kustomization.yaml").write_text(overlay_text)
+        proc = subprocess.run([str(kustomize), "build", "--load-restrictor", "LoadRestrictionsNone", str(overlay)],
+                              capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ProviderError(f"kustomize could not render {config_dir}/default: {proc.stderr.strip()[-1500:]}")
+    manifests = load_all(proc.stdout)
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = cached.with_name(f".{cached.name}.{os.getpid()}")
+        tmp_file.write_text(json.dumps(manifests))
+        os.replace(tmp_file, cached)
+    return manifests
 
 
 def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, config_dir: Path, *, image: str,
