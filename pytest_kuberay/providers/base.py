@@ -24,6 +24,9 @@ class ClusterHandle:
     context: str | None = None
     default_gateway_class: str = "istio"
     log_files: dict[str, Path] = field(default_factory=dict)  # component -> log, collected on failure
+    #: The whole cluster goes away at the end of the session (a local cluster that is not kept):
+    #: cleaning up inside it need not be waited for.
+    discarded_at_exit: bool = False
 
     @cached_property
     def api_client(self) -> Any:

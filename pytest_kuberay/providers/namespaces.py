@@ -28,7 +28,12 @@ def _gone(cluster: ClusterHandle, name: str) -> Any:
 
 
 def delete_namespace(cluster: ClusterHandle, name: str, timeout: float) -> None:
-    """Delete a namespace we created and wait until it is gone (its pods included)."""
+    """Delete a namespace we created and wait until it is gone (its pods included).
+
+    On a cluster that is discarded at the end of the session (a local cluster not kept) the
+    deletion is not waited for: the pods stop in the background while the next test starts,
+    and whatever is left goes with the cluster.
+    """
     from kubernetes.client.exceptions import ApiException
 
     namespace = cluster.core.read_namespace(name)
@@ -39,6 +44,8 @@ def delete_namespace(cluster: ClusterHandle, name: str, timeout: float) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+    if cluster.discarded_at_exit:
+        return
     eventually(lambda: _gone(cluster, name), lambda phase: phase is None, timeout=timeout, interval=1.0,
                description=f"namespace {name} deleted", show=lambda phase: f"phase {phase}")
 

@@ -146,6 +146,7 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
     ray_images = _build_images(settings)
     with local_cluster(timeout=settings.timeout(120), keep_logs_in=settings.artifacts_dir / "local-cluster",
                        keep=keep) as cluster:
+        cluster.handle.discarded_at_exit = not keep
         install_gateway_api_crds(cluster.handle)
         node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
         gateway = _gateway(cluster, settings.gateway_class or "traefik")
