@@ -10,7 +10,7 @@ SUITES ?= suites
 DEBIAN_PINS := toolchain/debian-packages.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit lint e2e repro bench bench-local bench-e2e toolchain toolchain-all wheel-check clean
+.PHONY: setup test unit lint e2e repro bench bench-local bench-e2e bench-verdict toolchain toolchain-all wheel-check clean
 
 $(STAMP): pyproject.toml $(DEBIAN_PINS)
 	@bash toolchain/install-debian-packages.sh $(DEBIAN_PINS)
@@ -63,6 +63,11 @@ wheel-check: toolchain
 ## wall time and peak memory of each conformance scenario on the local provider (needs root)
 bench-e2e: toolchain
 	$(PY) benchmarks/e2e_bench.py --versions=$(VERSIONS)
+
+## time to verdict of the 4189 repro by phase against its physical minimum, fresh cluster then kept (root)
+bench-verdict: toolchain
+	$(PY) benchmarks/verdict_bench.py --version=$(VERSION)
+	$(PY) benchmarks/verdict_bench.py --version=$(VERSION) --kept
 
 toolchain-all: $(STAMP)
 	$(VENV)/bin/pytest-kuberay toolchain --all

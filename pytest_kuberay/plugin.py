@@ -169,6 +169,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep each phase's report on the item (fixtures collect artifacts on failure) and in the summary."""
     report = yield
+    if report.when == "call" and _version_of(item) is not None:
+        from pytest_kuberay._support.phases import PHASES
+
+        PHASES.mark(f"verdict {item.nodeid}: {report.outcome}")
     verdict = item.stash.get(BUG_KEY, None)
     if verdict is not None and report.when == "call" and hasattr(report, "wasxfail"):
         _fail_unless_the_bug(report, call, verdict)
@@ -196,6 +200,15 @@ def _summary(config: pytest.Config) -> SessionSummary:
     if SUMMARY_KEY not in config.stash:
         config.stash[SUMMARY_KEY] = SessionSummary(VERSION_ARG)
     return config.stash[SUMMARY_KEY]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Where the session's time went (phases.json in the artifacts), after every fixture was torn down."""
+    from pytest_kuberay._support.phases import PHASES
+
+    if PHASES.phases:
+        PHASES.write(settings_of(session.config).artifacts_dir / "phases.json")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

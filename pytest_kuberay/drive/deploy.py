@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
 from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
@@ -102,9 +103,10 @@ def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout:
     apply_manifests(cluster.dynamic, [*configmaps, manifest])
     deployed = DeployedRayService(cluster, manifest["metadata"]["name"], namespace, manifest, traffic=list(traffic),
                                   apps={n: Path(p) for n, p in apps.items()})
-    eventually(deployed.status, serving, timeout=timeout, interval=2.0,
-               description=f"RayService {namespace}/{deployed.name} Ready with its apps RUNNING",
-               show=describe_status)
+    with PHASES.phase(f"RayService {namespace}/{deployed.name} serving"):
+        eventually(deployed.status, serving, timeout=timeout, interval=1.0,
+                   description=f"RayService {namespace}/{deployed.name} Ready with its apps RUNNING",
+                   show=describe_status)
     log.info("RayService %s/%s is serving", namespace, deployed.name)
     return deployed
 

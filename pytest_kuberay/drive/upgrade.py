@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSender, TrafficSpec
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
@@ -133,18 +134,23 @@ def record_upgrade(
                        timeout=60, interval=0.5, description="a first snapshot of the active cluster's Serve apps",
                        show=lambda s: repr(s and s.snapshots))
             log.info("upgrading %s/%s from cluster %s", deployed.namespace, deployed.name, active)
+            applied = time.monotonic()
+            applied_at = applied - recorder.t0
             deployed.apply(new_manifest)
             done = (until or _promoted_from)(active)
-            eventually(deployed.status, done, timeout=timeout, interval=2.0,
+            eventually(deployed.status, done, timeout=timeout, interval=1.0,
                        description=f"{until_description} for RayService {deployed.namespace}/{deployed.name}",
                        show=describe_status)
+            PHASES.add(f"upgrade of {deployed.namespace}/{deployed.name} ({until_description})", applied,
+                       time.monotonic())
             time.sleep(settle)
         finally:
             if sender is not None:
                 requests = sender.stop()
     timeline = recorder.timeline()
     timeline.requests = requests
-    timeline.markers = {t.name: t.fired_at for t in triggers if t.fired_at is not None}
+    timeline.markers = {"upgrade applied": applied_at,
+                        **{t.name: t.fired_at for t in triggers if t.fired_at is not None}}
     for trigger in triggers:
         trigger.check()
     return timeline

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_crds
 from pytest_kuberay.install.operator import InClusterOperator
@@ -99,11 +100,13 @@ class LocalStack:
                 namespace=OPERATOR_NAMESPACE, kustomize=toolchain.ensure_component("kustomize"),
                 log_dir=self.cluster.run_dir, timeout=timeout, remove_on_stop=not self.kept,
                 cpu_limit=False)  # see OPERATOR_CPU_LIMIT
+        PHASES.add(f"operator {version.label} Ready", started, time.monotonic())
         self.phases[f"operator {version.label}"] = time.monotonic() - started
         ray_image = self.ray_images.get(version.label)
         if ray_image is not None:
             waited = time.monotonic()
-            self.node.provide_image(ray_image)
+            with PHASES.phase(f"Ray image {ray_image} imported (wait after the operator)"):
+                self.node.provide_image(ray_image)
             self.phases[f"Ray image {ray_image} (wait after the operator)"] = time.monotonic() - waited
         return operator
 
@@ -143,9 +146,12 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
     next session (``--kuberay-keep-cluster``) or ``pytest-kuberay cluster down`` finds.
     """
     check_local_prerequisites()
-    ray_images = _build_images(settings)
+    with PHASES.phase("images built (cached after the first run)"):
+        ray_images = _build_images(settings)
     with local_cluster(timeout=settings.timeout(120), keep_logs_in=settings.artifacts_dir / "local-cluster",
                        keep=keep) as cluster:
+        PHASES.add("control plane", time.monotonic() - (cluster.control_plane.start_seconds or 0.0),
+                   time.monotonic())
         cluster.handle.discarded_at_exit = not keep
         install_gateway_api_crds(cluster.handle)
         node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
@@ -153,12 +159,14 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
         phases = {"control plane": cluster.control_plane.start_seconds or 0.0}
         up = False
         try:
-            node.start(timeout=settings.timeout(120))
+            with PHASES.phase("node"):
+                node.start(timeout=settings.timeout(120))
             phases["node"] = node.start_seconds or 0.0
             cluster.handle.log_files.update(node.log_paths)
             wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
             started = time.monotonic()
-            gateway.start(timeout=settings.timeout(60))
+            with PHASES.phase("traefik"):
+                gateway.start(timeout=settings.timeout(60))
             phases["traefik"] = time.monotonic() - started
             cluster.handle.log_files["traefik"] = gateway.log_path
             stack = LocalStack(cluster, gateway, node, ray_images, wait_images, phases)
@@ -168,8 +176,9 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
             yield stack
         finally:
             if not (keep and up):
-                gateway.stop()
-                node.stop()
+                with PHASES.phase("teardown: gateway and node"):
+                    gateway.stop()
+                    node.stop()
 
 
 @contextmanager
