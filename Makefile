@@ -26,6 +26,7 @@ lint: $(STAMP)
 	  GOBIN=$(HOME)/.cache/pytest-kuberay/tools go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12; fi
 	$(VENV)/bin/ruff check pytest_kuberay tests benchmarks suites
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## the plugin's own tests: unit, pytester, real Ray Serve, and the local provider where it can run
 test: lint toolchain

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_kuberay.providers.local import toolchain
+from pytest_kuberay._support import toolchain
 from pytest_kuberay.providers.local.images import ensure_image, pause_image
 from pytest_kuberay.providers.local.images.cache import build_records
-from pytest_kuberay.providers.local.stack import local_stack
 from pytest_kuberay.settings import default_settings
+from pytest_kuberay.stacks.local import local_stack
 from pytest_kuberay.versions import parse_version
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.observe.rayservice_status import ClusterStatus, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import TimelineRecorder
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.serve_apps import echo_serve_config
 from tests.support.local_ray import LocalRayCluster
 

@@ -10,6 +10,7 @@ Fixtures (registered by the plugin): ``kuberay_settings``, ``kuberay_cluster``,
 ``kuberay_progress``, ``rayservice_factory``, ``rayservice``, ``upgrade``.
 """
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, RequestResult, ResponseParser, TrafficSpec, echo_version_of
 from pytest_kuberay.drive.upgrade import TriggerOnce
@@ -40,7 +41,6 @@ from pytest_kuberay.verdict.invariants import (
     pending_runs_new_config,
     traffic_within_capacity,
 )
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.verdict.sequence import expected_steps, sequence_violations, traffic_interval_violations
 from pytest_kuberay.verdict.traffic import TRAFFIC_INVARIANTS, requests_succeed, traffic_follows_weights
 from pytest_kuberay.versions import KubeRayVersion

@@ -44,7 +44,7 @@ def _settings(version: str | None, gateway_class: str | None = None) -> Settings
 
 
 def cluster_up(args: argparse.Namespace) -> int:
-    from pytest_kuberay.providers.local.stack import find_kept_run, local_stack
+    from pytest_kuberay.stacks.local import find_kept_run, local_stack
 
     existing = find_kept_run()
     if existing is not None and not args.another:
@@ -83,7 +83,7 @@ def _with_versions(settings: Settings, versions: tuple[KubeRayVersion, ...]) -> 
 
 
 def cluster_status(args: argparse.Namespace) -> int:
-    from pytest_kuberay.providers.local.processes import is_running
+    from pytest_kuberay._support.processes import is_running
     from pytest_kuberay.providers.local.run_registry import RunRecord, runs_root
 
     root = runs_root()
@@ -187,7 +187,7 @@ def _parser() -> _Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["toolchain"]:  # its own options (see `pytest-kuberay toolchain --help`)
-        from pytest_kuberay.providers.local.toolchain import main as toolchain_main
+        from pytest_kuberay._support.toolchain import main as toolchain_main
 
         return toolchain_main(argv[1:], prog="pytest-kuberay toolchain")
     args = _parser().parse_args(argv)

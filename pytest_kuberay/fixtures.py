@@ -54,7 +54,7 @@ __all__ = [
 @pytest.fixture(scope="session")
 def kuberay_settings(pytestconfig: pytest.Config) -> Settings:
     """The session's resolved, immutable settings."""
-    from pytest_kuberay.plugin import settings_of
+    from pytest_kuberay.settings import settings_of
 
     return settings_of(pytestconfig)
 
@@ -81,7 +81,7 @@ def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> 
     with ExitStack() as stack:
         try:
             if provider == "local":
-                from pytest_kuberay.providers.local.stack import attached_stack, find_kept_run, local_stack
+                from pytest_kuberay.stacks.local import attached_stack, find_kept_run, local_stack
 
                 kept = find_kept_run() if kuberay_settings.keep_cluster else None
                 if kept is not None:  # --kuberay-keep-cluster: reuse the kept cluster, install only what differs
@@ -89,7 +89,7 @@ def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> 
                 else:
                     yield stack.enter_context(local_stack(kuberay_settings, keep=kuberay_settings.keep_cluster))
             elif provider == "kind":
-                from pytest_kuberay.providers.kind import ProviderUnavailable, kind_options, kind_stack
+                from pytest_kuberay.stacks.kind import ProviderUnavailable, kind_options, kind_stack
 
                 try:
                     kind = stack.enter_context(kind_stack(kuberay_settings, **kind_options(pytestconfig)))
@@ -97,7 +97,7 @@ def kuberay_cluster(kuberay_settings: Settings, pytestconfig: pytest.Config) -> 
                     pytest.skip(str(exc))
                 yield kind
             else:
-                from pytest_kuberay.providers.existing import existing_stack
+                from pytest_kuberay.stacks.existing import existing_stack
 
                 yield stack.enter_context(existing_stack(kuberay_settings))
         except KubeRayTestError as exc:

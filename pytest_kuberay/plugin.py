@@ -16,12 +16,11 @@ from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug, lookup, p
 from pytest_kuberay.observe.timeline import InvariantViolationError
 from pytest_kuberay.phase_reports import REPORT_KEY
 from pytest_kuberay.report.summary import SessionSummary
-from pytest_kuberay.settings import OPTIONS, Settings, resolve_settings
+from pytest_kuberay.settings import OPTIONS, SETTINGS_KEY, Settings, resolve_settings, settings_of
 from pytest_kuberay.versions import KubeRayVersion
 
 pytest_plugins = ["pytest_kuberay.fixtures"]
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 BUG_KEY = pytest.StashKey["BugVerdict"]()
 REGISTRY_KEY = pytest.StashKey[dict[str, KnownBug]]()
@@ -62,10 +61,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS_KEY] = resolve_settings(config)
     except KubeRayTestError as exc:
         raise pytest.UsageError(str(exc)) from None
-
-
-def settings_of(config: pytest.Config) -> Settings:
-    return config.stash[SETTINGS_KEY]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

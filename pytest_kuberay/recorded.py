@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, deploy_rayservice, wait_gateway_ready
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
 from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
@@ -27,7 +28,6 @@ from pytest_kuberay.protocols import KubeRayCluster, KubeRayOperator, SampleList
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.report.artifacts import collect_failure_artifacts, save_timeline
 from pytest_kuberay.settings import Settings
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.verdict.ray_versions import ray_version_mismatches
 from pytest_kuberay.versions import KubeRayVersion
 from pytest_kuberay.workloads.manifest import (
@@ -83,7 +83,7 @@ def user_scenarios(config: pytest.Config | Settings) -> list[UpgradeScenario]:
     if isinstance(config, Settings):
         settings = config
     else:
-        from pytest_kuberay.plugin import settings_of
+        from pytest_kuberay.settings import settings_of
 
         settings = settings_of(config)
     if settings.rayservice is None:

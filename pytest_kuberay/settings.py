@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
 from pytest_kuberay.errors import SettingsError
 from pytest_kuberay.versions import DEFAULT_KUBERAY_VERSION, KubeRayVersion, parse_version_list
 
@@ -263,3 +265,12 @@ def default_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {o.field: None if o.default is None else o.parse(o.default) for o in OPTIONS}
     values.update(overrides)
     return Settings(**values)
+
+
+#: Where the plugin keeps the session's resolved settings (``config.stash``).
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    """The settings the plugin resolved for this session."""
+    return config.stash[SETTINGS_KEY]

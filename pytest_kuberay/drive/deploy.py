@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 
+from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.phases import PHASES
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
-from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.rayservice import serve_app_configmap
 from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_kuberay._support.phases import PHASES
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSender, TrafficSpec
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
 __all__ = ["TriggerOnce", "gateway_url", "record_upgrade", "serve_probe_factory"]

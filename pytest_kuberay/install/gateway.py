@@ -13,21 +13,40 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pytest_kuberay.install.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
+from pytest_kuberay._support.toolchain import crd_dir, ensure_component
+from pytest_kuberay.data_paths import data_dir
+from pytest_kuberay.errors import ToolchainError
+from pytest_kuberay.install.kuberay import wait_crds_established
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
-from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_component
 
-__all__ = ["TRAEFIK_CONTROLLER", "TraefikGateway", "gateway_class", "install_gateway_api_crds"]
+__all__ = ["TRAEFIK_CONTROLLER", "VENDORED_GATEWAY_API_DIR", "TraefikGateway", "gateway_api_crd_dir", "gateway_class",
+           "install_gateway_api"]
 
 log = logging.getLogger(__name__)
 
 TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"
 
 
-def install_gateway_api_crds(cluster: ClusterHandle) -> list[str]:
-    """The Gateway API standard-channel CRDs (v1.4.x) from the Go module cache."""
-    return apply_manifests(cluster.dynamic, load_manifests(crd_dir("gateway-api")))
+#: Our copy of the pinned Gateway API standard CRDs, for machines without Go (kind, existing clusters).
+VENDORED_GATEWAY_API_DIR = data_dir("manifests") / "gateway-api-v1.4.1-standard"
+
+
+def gateway_api_crd_dir() -> Path:
+    """The Gateway API standard CRDs from the Go module cache (the pinned version), else our vendored copy."""
+    try:
+        return crd_dir("gateway-api")
+    except ToolchainError as exc:
+        log.info("Gateway API CRDs from %s (module cache unavailable: %s)", VENDORED_GATEWAY_API_DIR, exc)
+        return VENDORED_GATEWAY_API_DIR
+
+
+def install_gateway_api(cluster: ClusterHandle) -> list[str]:
+    """The Gateway API standard-channel CRDs (v1.4.x), applied and Established."""
+    applied = apply_manifests(cluster.dynamic, load_manifests(gateway_api_crd_dir()))
+    wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
+    return applied
 
 
 def gateway_class(name: str, controller: str) -> dict[str, Any]:

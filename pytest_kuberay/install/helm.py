@@ -25,13 +25,14 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pytest_kuberay._support.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.toolchain import cache_root
+from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ProviderError, ToolchainError
-from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.install.kuberay import INCREMENTAL_UPGRADE_GATE, install_kuberay_crds, wait_crds_established
-from pytest_kuberay.install.operator import InClusterOperator, PodLogFollower, wait_for
+from pytest_kuberay.install.operator import InClusterOperator, PodLogFollower
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.toolchain import cache_root
 from pytest_kuberay.providers.namespaces import ensure_managed_namespace
 from pytest_kuberay.versions import KubeRayVersion
 

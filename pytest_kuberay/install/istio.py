@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_kuberay._support.apply import apply_manifests
+from pytest_kuberay._support.processes import ManagedProcess
+from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.gateway import gateway_class
-from pytest_kuberay.install.operator import wait_for
 from pytest_kuberay.install.traefik_helm import gateway_class_accepted
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess
 
 __all__ = [
     "ISTIOCTL_MISSING",

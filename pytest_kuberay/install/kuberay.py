@@ -15,14 +15,15 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_kuberay._support.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
+from pytest_kuberay._support.toolchain import crd_dir, ensure_operator
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests, load_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, free_port, http_ok, wait_until
-from pytest_kuberay.providers.local.toolchain import crd_dir, ensure_operator
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["OperatorProcess", "install_kuberay_crds", "wait_crds_established"]
+__all__ = ["INCREMENTAL_UPGRADE_GATE", "OperatorProcess", "install_kuberay_crds", "runs_out_of_cluster",
+           "wait_crds_established"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ def wait_crds_established(cluster: ClusterHandle, names: Sequence[str], timeout:
         return waiting
 
     wait_until(lambda: not pending(), timeout=timeout, what=f"CRDs established: {', '.join(names)}")
+
+
+def runs_out_of_cluster(version: KubeRayVersion, source: Path | None) -> bool:
+    """Source checkouts and patched versions have no image: their operator is built and run on the host."""
+    return source is not None or bool(version.patches)
 
 
 class OperatorProcess:

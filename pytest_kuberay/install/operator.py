@@ -19,23 +19,14 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["InClusterOperator", "PodLogFollower", "api_reason", "wait_for"]
+__all__ = ["InClusterOperator", "PodLogFollower", "api_reason"]
 
 log = logging.getLogger(__name__)
-
-
-def wait_for(observe: Callable[[], Any], condition: Callable[[Any], bool | str | None], *, timeout: float,
-             description: str, show: Callable[[Any], str] = repr, interval: float = 1.0) -> Any:
-    """``eventually`` for setup steps: a timeout is a :class:`ProviderError` (one readable line), not a test failure."""
-    try:
-        return eventually(observe, condition, timeout=timeout, interval=interval, description=description, show=show)
-    except AssertionError as exc:
-        raise ProviderError(str(exc)) from None
 
 
 def api_reason(exc: Exception) -> str:

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.cache import cache_root
 from pytest_kuberay._support.yaml_io import load_all
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.install.kuberay import INCREMENTAL_UPGRADE_GATE, wait_crds_established
 from pytest_kuberay.install.operator import InClusterOperator
 from pytest_kuberay.providers.base import ClusterHandle

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.verdict.polling import eventually
 
 __all__ = ["MANAGED_LABEL", "create_namespace", "delete_namespace", "ensure_managed_namespace"]
 

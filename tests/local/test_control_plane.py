@@ -23,11 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
+from pytest_kuberay._support import toolchain
+from pytest_kuberay._support.processes import is_running
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.providers.local import control_plane, network, run_registry, toolchain
+from pytest_kuberay.providers.local import control_plane, network, run_registry
 from pytest_kuberay.providers.local.control_plane import LocalControlPlane, run_control_plane
-from pytest_kuberay.providers.local.processes import is_running
-from pytest_kuberay.verdict.polling import eventually
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests
 from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.settings import default_settings
 from pytest_kuberay.versions import parse_version
@@ -35,7 +35,7 @@ V151 = parse_version("v1.5.1")
 @pytest.fixture(scope="module")
 def user_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real cluster with Gateway API and Traefik but no KubeRay, as `pytest-kuberay cluster up` makes it."""
-    from pytest_kuberay.providers.local.stack import local_stack
+    from pytest_kuberay.stacks.local import local_stack
 
     settings = default_settings(artifacts_dir=tmp_path_factory.mktemp("user-cluster"), versions=())
     with local_stack(settings) as stack:
@@ -43,7 +43,7 @@ def user_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _existing(user_cluster: Any, tmp_path: Path, **overrides: Any) -> Any:
-    from pytest_kuberay.providers.existing import existing_stack
+    from pytest_kuberay.stacks.existing import existing_stack
 
     settings = default_settings(provider="existing", kubeconfig=user_cluster.handle.kubeconfig,
                                 artifacts_dir=tmp_path, versions=(V151,), **overrides)

@@ -27,8 +27,16 @@ import httpx
 import pytest
 import yaml
 
-from pytest_kuberay.install.apply import FIELD_MANAGER, apply_manifests, load_manifests
-from pytest_kuberay.install.gateway import TRAEFIK_CONTROLLER, gateway_class
+from pytest_kuberay._support import toolchain
+from pytest_kuberay._support.apply import FIELD_MANAGER, apply_manifests, load_manifests
+from pytest_kuberay._support.waiting import eventually
+from pytest_kuberay.install.gateway import (
+    TRAEFIK_CONTROLLER,
+    VENDORED_GATEWAY_API_DIR,
+    gateway_api_crd_dir,
+    gateway_class,
+    install_gateway_api,
+)
 from pytest_kuberay.install.helm import (
     INCREMENTAL_UPGRADE_GATE,
     KUBERAY_VALUES_FILE,
@@ -40,17 +48,9 @@ from pytest_kuberay.install.istio import ISTIO_CONTROLLER
 from pytest_kuberay.install.kuberay import install_kuberay_crds
 from pytest_kuberay.install.traefik_helm import TRAEFIK_NAMESPACE, TRAEFIK_NODE_PORT, traefik_values
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.existing import EXISTING_OPERATOR_NAMESPACE
-from pytest_kuberay.providers.kind import (
-    KIND_CONFIG_FILE,
-    VENDORED_GATEWAY_API_DIR,
-    gateway_api_crd_dir,
-    install_gateway_api,
-    kind_config_problems,
-)
-from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL
-from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay.stacks.existing import EXISTING_OPERATOR_NAMESPACE
+from pytest_kuberay.stacks.kind import KIND_CONFIG_FILE, kind_config_problems
 from pytest_kuberay.versions import KubeRayVersion, parse_version
 from pytest_kuberay.workloads.rayservice import (
     IncrementalUpgradeOptions,
@@ -269,7 +269,7 @@ def test_rendered_feature_gate_flag_is_accepted_by_the_real_operator(api: Cluste
 
     A misspelled gate name, or one this version does not know, makes the operator exit at start.
     """
-    from pytest_kuberay.providers.local.processes import ManagedProcess, wait_until
+    from pytest_kuberay._support.processes import ManagedProcess, wait_until
 
     version = parse_version(api.name.removeprefix("dry-run-"))
     chart = CHART_DEFAULT_GATES["v1.6.2" if version.release.minor >= 6 else "v1.5.0"]

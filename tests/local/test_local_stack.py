@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kuberay.install.apply import apply_manifests
+from pytest_kuberay._support.apply import apply_manifests
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.settings import default_settings
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.versions import parse_version
 from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice, serve_app_configmap
 
@@ -38,7 +38,7 @@ def _conditions(obj: dict) -> dict[str, str]:
 
 def test_operator_creates_cluster_and_gateway_and_the_node_runs_the_ray_pods(tmp_path: Path) -> None:
     from pytest_kuberay.providers.local import network
-    from pytest_kuberay.providers.local.stack import local_stack
+    from pytest_kuberay.stacks.local import local_stack
 
     version = parse_version("v1.5.1")
     settings = default_settings(artifacts_dir=tmp_path, versions=(version,))

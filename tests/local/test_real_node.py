@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from pytest_kuberay.providers.local import network, toolchain
+from pytest_kuberay._support import toolchain
+from pytest_kuberay._support.waiting import eventually
+from pytest_kuberay.providers.local import network
 from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
-from pytest_kuberay.verdict.polling import eventually
 
 IMAGE = "rayproject/ray:2.46.0"
 

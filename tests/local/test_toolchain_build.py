@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kuberay.providers.local import toolchain as tc
+from pytest_kuberay._support import toolchain as tc
 
 pytestmark = pytest.mark.slow
 

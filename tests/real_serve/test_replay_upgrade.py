@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Timeline, TimelineRecorder
 from pytest_kuberay.report.plot import plot_timeline
 from pytest_kuberay.verdict.invariants import CAPACITY_INVARIANTS, CONFIG_INVARIANTS, Violation
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.verdict.sequence import expected_steps
 from pytest_kuberay.workloads.serve_apps import echo_serve_config
 from pytest_kuberay.workloads.serve_config import app_configs

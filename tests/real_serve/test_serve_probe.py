@@ -7,9 +7,9 @@ import socket
 import httpx
 import pytest
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.errors import ServeConfigError
 from pytest_kuberay.observe.serve_probe import ServeProbe, config_fingerprint
-from pytest_kuberay.verdict.polling import eventually
 from pytest_kuberay.workloads.serve_apps import echo_serve_config
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay._support.waiting import eventually
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import yaml
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.existing import (
+from pytest_kuberay.stacks.existing import (
     ExistingOperator,
     check_reachable,
     gateway_address_url,

@@ -24,8 +24,10 @@ from pytest_kuberay.install.istio import (
     istio_service_name,
     parse_forwarded_port,
 )
+from pytest_kuberay.install.kuberay import runs_out_of_cluster
 from pytest_kuberay.install.traefik_helm import TRAEFIK_NODE_PORT, traefik_values
-from pytest_kuberay.providers.kind import (
+from pytest_kuberay.settings import default_settings
+from pytest_kuberay.stacks.kind import (
     NO_DOCKER,
     NO_KIND,
     ProviderUnavailable,
@@ -37,9 +39,7 @@ from pytest_kuberay.providers.kind import (
     kind_options,
     node_image,
     render_kind_config,
-    runs_out_of_cluster,
 )
-from pytest_kuberay.settings import default_settings
 from pytest_kuberay.versions import parse_version, parse_version_list
 
 

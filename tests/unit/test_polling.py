@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_kuberay.verdict.polling import eventually
+from pytest_kuberay._support.waiting import eventually
 
 
 def counter(*values: Any) -> Callable[[], Any]:

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.providers.local import run_registry
-from pytest_kuberay.providers.local.processes import (
+from pytest_kuberay._support.processes import (
     ManagedProcess,
     Supervisor,
     is_running,
     process_start_ticks,
     wait_until,
 )
+from pytest_kuberay.errors import ProviderError
+from pytest_kuberay.providers.local import run_registry
 from pytest_kuberay.providers.local.run_registry import RecordedProcess, RunRecord, RunState
 
 
@@ -138,7 +138,7 @@ def test_children_die_with_the_process_that_started_them(tmp_path: Path) -> None
         f"""
         import sys, time
         from pathlib import Path
-        from pytest_kuberay.providers.local.processes import ManagedProcess
+        from pytest_kuberay._support.processes import ManagedProcess
         proc = ManagedProcess("orphan-to-be", ["sleep", "300"], Path({str(tmp_path)!r}) / "o.log").start()
         print(proc.pid, flush=True)
         time.sleep(300)

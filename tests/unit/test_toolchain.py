@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_kuberay._support import toolchain as tc
 from pytest_kuberay.errors import ToolchainError
-from pytest_kuberay.providers.local import toolchain as tc
 
 # A hand-written function with the shape of v1.5.0's applyServeTargetCapacity: the call to remove
 # is the last statement, and other functions around it also call cacheServeConfig.

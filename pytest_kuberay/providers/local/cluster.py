@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_kuberay._support.processes import ManagedProcess
+from pytest_kuberay._support.toolchain import MIN_GO
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.local.control_plane import LocalControlPlane, run_control_plane
 from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS, require_commands
-from pytest_kuberay.providers.local.processes import ManagedProcess
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env
-from pytest_kuberay.providers.local.toolchain import MIN_GO
 
 __all__ = ["LocalCluster", "attach_local_cluster", "check_local_prerequisites", "cluster_handle", "local_cluster"]
 

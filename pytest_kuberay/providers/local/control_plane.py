@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from pytest_kuberay._support import toolchain
+from pytest_kuberay._support.processes import ManagedProcess, Supervisor, free_port, wait_until
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.kubeconfig import write_kubeconfig
 from pytest_kuberay.providers.local.network import LINK_PREFIX, NodeNetwork
 from pytest_kuberay.providers.local.pki import (
@@ -37,7 +38,6 @@ from pytest_kuberay.providers.local.pki import (
     generate_pki,
     issue_certificate,
 )
-from pytest_kuberay.providers.local.processes import ManagedProcess, Supervisor, free_port, wait_until
 from pytest_kuberay.providers.local.run_registry import RunRecord, marker_env, new_run, reap_stale_runs
 
 if TYPE_CHECKING:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import psutil
 
+from pytest_kuberay._support.processes import ManagedProcess, is_running, process_start_ticks
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import network
-from pytest_kuberay.providers.local.processes import ManagedProcess, is_running, process_start_ticks
 
 __all__ = [
     "RUN_MARKER_ENV",

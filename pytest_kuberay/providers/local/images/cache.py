@@ -16,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from pytest_kuberay.providers.local.toolchain import cache_root
+from pytest_kuberay._support.toolchain import cache_root
 
 __all__ = ["build_records", "cached_build", "images_dir", "progress"]
 

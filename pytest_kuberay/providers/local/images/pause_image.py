@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pytest_kuberay._support import toolchain
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.images.cache import cached_build
 from pytest_kuberay.providers.local.images.oci import ImageConfig, oci_archive
 

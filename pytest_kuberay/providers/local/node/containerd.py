@@ -21,9 +21,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, wait_until
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, wait_until
 
 __all__ = ["CRI_NAMESPACE", "Containerd", "containerd_config"]
 

@@ -15,8 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
 
 __all__ = ["COREDNS_USER", "CoreDNS", "coredns_rbac", "corefile"]
 

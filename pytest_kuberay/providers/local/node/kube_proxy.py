@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
 
 __all__ = ["KubeProxy", "kube_proxy_config"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory
 from pytest_kuberay.providers.local.node.namespaces import KUBELET_ROOT, NodeNamespaces
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory
 
 __all__ = ["Kubelet", "KubeletSettings", "kubelet_config"]
 

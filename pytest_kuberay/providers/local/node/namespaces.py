@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
+from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, is_running, wait_until
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local.host_tools import require_commands
 from pytest_kuberay.providers.local.network import NodeNetwork
-from pytest_kuberay.providers.local.processes import ManagedProcess, ProcessFactory, is_running, wait_until
 
 __all__ = ["KUBELET_ROOT", "NodeNamespaces"]
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_kuberay._support import toolchain
+from pytest_kuberay._support.apply import apply_manifests
+from pytest_kuberay._support.processes import ProcessFactory, wait_until
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests
-from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.host_tools import require_commands
 from pytest_kuberay.providers.local.images import ImageArchive, ensure_image, pause_image
 from pytest_kuberay.providers.local.kubeconfig import write_kubeconfig
@@ -35,7 +36,6 @@ from pytest_kuberay.providers.local.node.kube_proxy import KubeProxy
 from pytest_kuberay.providers.local.node.kubelet import Kubelet, KubeletSettings
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
 from pytest_kuberay.providers.local.pki import issue_certificate
-from pytest_kuberay.providers.local.processes import ProcessFactory, wait_until
 from pytest_kuberay.providers.local.run_registry import RunRecord, kill_marked_processes
 
 if TYPE_CHECKING:

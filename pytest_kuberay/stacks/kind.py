@@ -30,19 +30,23 @@ from typing import Any, TypedDict
 
 import yaml
 
+from pytest_kuberay._support.toolchain import cache_root
 from pytest_kuberay.data_paths import data_dir
-from pytest_kuberay.errors import ProviderError, ToolchainError
-from pytest_kuberay.install.apply import apply_manifests, load_manifests
+from pytest_kuberay.errors import ProviderError
+from pytest_kuberay.install.gateway import install_gateway_api
 from pytest_kuberay.install.helm import (
     HELM_MISSING,
     Helm,
     HelmOperator,
 )
 from pytest_kuberay.install.istio import ISTIOCTL_MISSING, KUBECTL_MISSING, IstioGateway
-from pytest_kuberay.install.kuberay import OperatorProcess, install_kuberay_crds, wait_crds_established
+from pytest_kuberay.install.kuberay import (
+    OperatorProcess,
+    install_kuberay_crds,
+    runs_out_of_cluster,
+)
 from pytest_kuberay.install.traefik_helm import TRAEFIK_NODE_PORT, TraefikHelmGateway
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local.toolchain import cache_root, crd_dir
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
@@ -52,28 +56,23 @@ __all__ = [
     "KIND_GATEWAY_CLASSES",
     "NO_DOCKER",
     "NO_KIND",
-    "VENDORED_GATEWAY_API_DIR",
     "KindStack",
     "ProviderUnavailable",
     "check_prerequisites",
-    "gateway_api_crd_dir",
     "gateway_host_port",
     "images_to_preload",
-    "install_gateway_api",
     "kind_binary",
     "kind_config_problems",
     "kind_options",
     "kind_stack",
     "node_image",
     "render_kind_config",
-    "runs_out_of_cluster",
 ]
 
 log = logging.getLogger(__name__)
 
 MANIFESTS_DIR = data_dir("manifests")
 KIND_CONFIG_FILE = MANIFESTS_DIR / "kind-config.yaml"
-VENDORED_GATEWAY_API_DIR = MANIFESTS_DIR / "gateway-api-v1.4.1-standard"
 
 KIND_CLUSTER_NAME = "pytest-kuberay"
 KIND_GATEWAY_CLASSES = ("istio", "traefik")
@@ -105,11 +104,6 @@ def kind_binary(explicit: str | None = None, which: Callable[[str], str | None] 
     if found is None:
         raise ProviderUnavailable(NO_KIND)
     return found
-
-
-def runs_out_of_cluster(version: KubeRayVersion, source: Path | None) -> bool:
-    """Source checkouts and patched versions have no image: their operator is built and run on the host."""
-    return source is not None or bool(version.patches)
 
 
 def check_prerequisites(settings: Settings, kind_bin: str | None = None,
@@ -246,21 +240,6 @@ def docker_image_present(image: str) -> bool:
     result = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
                             check=False, timeout=30)
     return result.returncode == 0
-
-
-def gateway_api_crd_dir() -> Path:
-    """The Gateway API standard CRDs from the Go module cache (the pinned version), else our vendored copy."""
-    try:
-        return crd_dir("gateway-api")
-    except ToolchainError as exc:
-        log.info("Gateway API CRDs from %s (module cache unavailable: %s)", VENDORED_GATEWAY_API_DIR, exc)
-        return VENDORED_GATEWAY_API_DIR
-
-
-def install_gateway_api(cluster: ClusterHandle) -> list[str]:
-    applied = apply_manifests(cluster.dynamic, load_manifests(gateway_api_crd_dir()))
-    wait_crds_established(cluster, [name.split("/", 1)[1] for name in applied])
-    return applied
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,20 +30,21 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.toolchain import ensure_component, operator_config_dir
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.apply import apply_manifests, load_manifests
+from pytest_kuberay.install.gateway import gateway_api_crd_dir
 from pytest_kuberay.install.istio import IstioGateway, newest_gateway
 from pytest_kuberay.install.kuberay import (
     INCREMENTAL_UPGRADE_GATE,
     OperatorProcess,
     install_kuberay_crds,
+    runs_out_of_cluster,
     wait_crds_established,
 )
 from pytest_kuberay.install.operator import PodLogFollower
 from pytest_kuberay.install.release_manifests import install_release_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.kind import gateway_api_crd_dir, runs_out_of_cluster
-from pytest_kuberay.providers.local.toolchain import ensure_component, operator_config_dir
 from pytest_kuberay.providers.namespaces import MANAGED_LABEL
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion

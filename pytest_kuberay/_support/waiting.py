@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-__all__ = ["eventually"]
+__all__ = ["eventually", "wait_for"]
 
 T = TypeVar("T")
 
@@ -73,3 +73,14 @@ def eventually(
         raise AssertionError(
             f"timed out after {timeout:g}s waiting for {description}: {last.reason}\nlast seen: {seen}"
         ) from None
+
+
+def wait_for(observe: Callable[[], T], condition: Callable[[T], bool | str | None], *, timeout: float,
+             description: str, show: Callable[[T], str] = repr, interval: float = 1.0) -> T:
+    """``eventually`` for setup steps: a timeout is a :class:`ProviderError` (one readable line), not a test failure."""
+    from pytest_kuberay.errors import ProviderError
+
+    try:
+        return eventually(observe, condition, timeout=timeout, interval=interval, description=description, show=show)
+    except AssertionError as exc:
+        raise ProviderError(str(exc)) from None

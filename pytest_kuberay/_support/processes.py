@@ -25,8 +25,8 @@ from typing import TypeVar
 
 import httpx
 
+from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.verdict.polling import eventually
 
 __all__ = [
     "ManagedProcess",

@@ -861,7 +861,7 @@ def _operator_version_line(path: Path) -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else proc.stderr.strip()
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m pytest_kuberay.providers.local.toolchain") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m pytest_kuberay._support.toolchain") -> int:
     """Prebuild the local provider's binaries (``make toolchain``) and print where they are."""
     parser = argparse.ArgumentParser(
         prog=prog,

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_kuberay._support import toolchain
 from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api_crds
+from pytest_kuberay.install.gateway import TraefikGateway, install_gateway_api
 from pytest_kuberay.install.operator import InClusterOperator
 from pytest_kuberay.install.release_manifests import (
     OPERATOR_POD_SELECTOR,
@@ -19,7 +20,6 @@ from pytest_kuberay.install.release_manifests import (
     running_operator_image,
 )
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.local import toolchain
 from pytest_kuberay.providers.local.cluster import (
     LocalCluster,
     attach_local_cluster,
@@ -153,7 +153,7 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
         PHASES.add("control plane", time.monotonic() - (cluster.control_plane.start_seconds or 0.0),
                    time.monotonic())
         cluster.handle.discarded_at_exit = not keep
-        install_gateway_api_crds(cluster.handle)
+        install_gateway_api(cluster.handle)
         node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
         gateway = _gateway(cluster, settings.gateway_class or "traefik")
         phases = {"control plane": cluster.control_plane.start_seconds or 0.0}
@@ -202,7 +202,7 @@ def attached_stack(run: RunRecord, settings: Settings) -> Iterator[LocalStack]:
         node = LocalNode(cluster.control_plane, cluster.handle, run, cluster.process).attach()
         gateway = _gateway(cluster, run.state.endpoints.get("gateway_class", "traefik"))
         cluster.handle.log_files.update(dict(cluster.control_plane.log_paths))
-        install_gateway_api_crds(cluster.handle)  # server-side apply: a no-op when they are there
+        install_gateway_api(cluster.handle)  # server-side apply: a no-op when they are there
         wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
         log.info("using the kept local cluster %s (%s)", run.run_id, cluster.control_plane.api_url)
         yield LocalStack(cluster, gateway, node, ray_images, wait_images, {})
