@@ -96,7 +96,7 @@ def cluster_status(args: argparse.Namespace) -> int:
         if not state.kept and not args.all:
             continue
         shown += 1
-        alive = [p.name for p in state.processes if is_running(p.pid, p.start_ticks)]
+        alive = [p.name for p in state.processes if is_running(p.pid, p.started_at)]
         status = "running" if state.kept_alive() else "in a pytest session" if state.owner_alive() else "stale"
         print(f"{state.run_id}  {'kept' if state.kept else 'session'}  {status}  "
               f"{len(alive)}/{len(state.processes)} processes alive  network {state.network or '-'}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import psutil
 
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.errors import ProviderError
@@ -32,7 +33,7 @@ __all__ = [
     "ManagedProcess",
     "Supervisor",
     "is_running",
-    "process_start_ticks",
+    "process_started_at",
     "wait_until",
 ]
 
@@ -44,35 +45,31 @@ _PR_SET_PDEATHSIG = 1
 _TAIL_BYTES = 64 * 1024
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (field 22 of /proc/<pid>/stat); None if it is gone.
+def process_started_at(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch, as psutil reads it); None if it is gone.
 
     PID and start time together name one process for the life of the machine, so a
     recorded (pid, start) pair never matches a later process that reused the PID.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    # The command name (field 2) is in parentheses and may itself contain spaces or ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
 
 
-def is_running(pid: int, start_ticks: int | None = None) -> bool:
-    """True if ``pid`` exists, is not a zombie, and (when given) started at ``start_ticks``.
+def is_running(pid: int, started_at: float | None = None) -> bool:
+    """True if ``pid`` exists, is not a zombie, and (when given) started at ``started_at``.
 
     Zombies count as gone: PID 1 here does not reap orphans, so killed grandchildren stay
     zombies forever, but they hold no resources.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        return started_at is None or abs(proc.create_time() - started_at) < 0.05
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return False
-    return start_ticks is None or int(fields[19]) == start_ticks
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -128,7 +125,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.die_with_parent = die_with_parent
         self._popen: subprocess.Popen[bytes] | None = None
-        self._start_ticks: int | None = None
+        self._started_at: float | None = None
         self._exit_code: int | None = None
 
     def __repr__(self) -> str:
@@ -143,9 +140,9 @@ class ManagedProcess:
         return self._popen.pid
 
     @property
-    def start_ticks(self) -> int | None:
-        """Start time in clock ticks since boot, recorded so a reaper never kills a reused PID."""
-        return self._start_ticks
+    def started_at(self) -> float | None:
+        """Start time (epoch seconds), recorded so a reaper never kills a reused PID."""
+        return self._started_at
 
     @property
     def exit_code(self) -> int | None:
@@ -175,7 +172,7 @@ class ManagedProcess:
                 ))
             except OSError as exc:
                 raise ProviderError(f"cannot start {self.name} ({self.argv[0]}): {exc}") from exc
-        self._start_ticks = process_start_ticks(self._popen.pid)
+        self._started_at = process_started_at(self._popen.pid)
         log.debug("started %s pid %d: %s", self.name, self._popen.pid, " ".join(self.argv))
         return self
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -36,6 +35,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from pytest_kuberay._support.cache import cache_root
 from pytest_kuberay.data_paths import data_dir
@@ -397,20 +398,20 @@ def _check_go_version(required: str | None, what: str) -> None:
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive flock so concurrent pytest-xdist workers build a binary only once."""
+    """An exclusive file lock (filelock), so concurrent pytest-xdist workers build a binary only once."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        waited = time.monotonic()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process building %s", lock_path.stem)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            log.info("lock %s acquired after %.0fs", lock_path.name, time.monotonic() - waited)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(str(lock_path))
+    waited = time.monotonic()
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process building %s", lock_path.stem)
+        lock.acquire()
+        log.info("lock %s acquired after %.0fs", lock_path.name, time.monotonic() - waited)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

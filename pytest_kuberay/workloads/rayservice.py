@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes.utils import parse_quantity
 
 from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR, app_zip, echo_serve_config
@@ -102,7 +103,7 @@ def build_rayservice(
 def _worker_cpu(spec: dict[str, Any]) -> None:
     worker = spec["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     limits = worker["resources"]["limits"]
-    limits["cpu"] = str(int(limits["cpu"]) + 1)
+    limits["cpu"] = str(parse_quantity(limits["cpu"]) + 1)  # "1" -> "2", "500m" -> "1.5"
 
 
 def _head_env(spec: dict[str, Any]) -> None:

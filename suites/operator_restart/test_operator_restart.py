@@ -23,5 +23,4 @@ def test_active_cluster_keeps_old_config_across_an_operator_restart(rayservice, 
                           kuberay_operator.restart)
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config", traffic=False,
                        triggers=[restart])
-    assert restart.fired_at is not None
     timeline.assert_each_step(active_config_frozen)

@@ -57,7 +57,7 @@ pytestmark = [
 
 def _recorded(cp: LocalControlPlane) -> list[tuple[str, int, int | None]]:
     state = json.loads((cp.run_dir / "state.json").read_text())
-    return [(p["name"], p["pid"], p["start_ticks"]) for p in state["processes"]]
+    return [(p["name"], p["pid"], p["started_at"]) for p in state["processes"]]
 
 
 def _assert_gone(pids: list[tuple[str, int, int | None]], net: str, run_dir: Path) -> None:
@@ -195,7 +195,7 @@ def test_reaper_cleans_up_after_an_owner_killed_with_sigkill(tmp_path: Path, die
         info = json.loads(line)
         run_dir, net = Path(info["run_dir"]), info["network"]
         state = json.loads((run_dir / "state.json").read_text())
-        pids = [(p["name"], p["pid"], p["start_ticks"]) for p in state["processes"]]
+        pids = [(p["name"], p["pid"], p["started_at"]) for p in state["processes"]]
         assert len(pids) == 4
     finally:
         child.send_signal(signal.SIGKILL)

@@ -304,8 +304,7 @@ def test_a_skipped_bug_test_is_neither_reproduced_nor_failed(pytester: pytest.Py
     """)
     result = pytester.runpytest("--kuberay-version=v1.5.0,v1.5.1")
     result.assert_outcomes(skipped=2)
-    result.stdout.no_fnmatch_line("bug 4189 on v1.5.0: reproduced*")
-    result.stdout.no_fnmatch_line("bug 4189 on v1.5.1: FAILED*")
+    result.stdout.no_fnmatch_line("bug 4189 on *")  # a skipped test gives no verdict on the bug, either way
 
 
 @pytest.mark.parametrize("args", ["", '"latest"'], ids=["no-version", "bad-version"])

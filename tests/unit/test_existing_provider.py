@@ -176,7 +176,6 @@ def test_found_operator_is_never_restarted_or_stopped() -> None:
     assert operator.restartable is False
     with pytest.raises(ProviderError, match="does not restart Deployment ray-system/kuberay-operator"):
         operator.restart()
-    operator.stop()  # nothing to do, nothing deleted
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import yaml
 
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.helm import (
-    HELM_MISSING,
     INCREMENTAL_UPGRADE_GATE,
     KUBERAY_VALUES_FILE,
     feature_gate_problems,
@@ -18,8 +17,6 @@ from pytest_kuberay.install.helm import (
     merge_feature_gates,
 )
 from pytest_kuberay.install.istio import (
-    ISTIOCTL_MISSING,
-    KUBECTL_MISSING,
     istio_install_argv,
     istio_service_name,
     parse_forwarded_port,
@@ -28,8 +25,6 @@ from pytest_kuberay.install.kuberay import runs_out_of_cluster
 from pytest_kuberay.install.traefik_helm import TRAEFIK_NODE_PORT, traefik_values
 from pytest_kuberay.settings import default_settings
 from pytest_kuberay.stacks.kind import (
-    NO_DOCKER,
-    NO_KIND,
     ProviderUnavailable,
     check_prerequisites,
     gateway_host_port,
@@ -55,14 +50,13 @@ def _which(*present: str) -> Any:
 def test_no_docker_engine_is_reported_first() -> None:
     with pytest.raises(ProviderUnavailable) as err:
         check_prerequisites(default_settings(), docker_answers=lambda: False, which=_which())
-    assert str(err.value) == NO_DOCKER
     assert str(err.value).startswith("no Docker engine: kind provider unavailable")
 
 
 def test_no_kind_binary() -> None:
     with pytest.raises(ProviderUnavailable) as err:
         check_prerequisites(default_settings(), docker_answers=lambda: True, which=_which("istioctl", "helm"))
-    assert str(err.value) == NO_KIND == "kind not found on PATH: install kind or pass --kind-bin"
+    assert "kind not found on PATH" in str(err.value) and "--kind-bin" in str(err.value)  # what, and what to do
 
 
 def test_kind_bin_that_does_not_exist(tmp_path: Path) -> None:
@@ -80,21 +74,20 @@ def test_kind_bin_wins_over_path(tmp_path: Path) -> None:
 def test_istio_needs_istioctl() -> None:
     with pytest.raises(ProviderUnavailable) as err:
         check_prerequisites(default_settings(), docker_answers=lambda: True, which=_which("kind", "helm"))
-    assert str(err.value) == ISTIOCTL_MISSING
-    assert "--kuberay-gateway-class=traefik" in str(err.value)
+    assert "istioctl" in str(err.value) and "--kuberay-gateway-class=traefik" in str(err.value)
 
 
 def test_istio_needs_kubectl_for_its_port_forwards() -> None:
     with pytest.raises(ProviderUnavailable) as err:
         check_prerequisites(default_settings(), docker_answers=lambda: True, which=_which("kind", "istioctl", "helm"))
-    assert str(err.value) == KUBECTL_MISSING
+    assert "kubectl" in str(err.value) and "istioctl" not in str(err.value).split(":")[0]
 
 
 def test_traefik_needs_helm_even_with_a_source_checkout(tmp_path: Path) -> None:
     settings = default_settings(gateway_class="traefik", source=tmp_path)
     with pytest.raises(ProviderUnavailable) as err:
         check_prerequisites(settings, docker_answers=lambda: True, which=_which("kind", "istioctl"))
-    assert str(err.value) == HELM_MISSING
+    assert str(err.value).startswith("helm not found on PATH") and "Traefik" in str(err.value)
 
 
 def test_helm_is_not_needed_when_every_operator_runs_from_source(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from pytest_kuberay._support.processes import (
     ManagedProcess,
     Supervisor,
     is_running,
-    process_start_ticks,
+    process_started_at,
     wait_until,
 )
 from pytest_kuberay.errors import ProviderError
@@ -63,7 +63,7 @@ def test_runs_in_its_own_process_group_and_stops_on_sigterm(tmp_path: Path) -> N
         assert proc.alive()
         assert os.getpgid(proc.pid) == proc.pid
         assert os.getsid(proc.pid) == proc.pid
-        assert proc.start_ticks == process_start_ticks(proc.pid)
+        assert proc.started_at == process_started_at(proc.pid)
     finally:
         code = proc.stop(grace=5)
     assert code == -signal.SIGTERM
@@ -240,18 +240,18 @@ def test_reaper_kills_recorded_processes_of_a_dead_owner_but_never_a_reused_pid(
         state = RunState(
             run_id="dead-run",
             owner_pid=os.getpid(),
-            owner_start_ticks=1,  # this PID belongs to someone else now: the owner is gone
+            owner_started_at=1,  # this PID belongs to someone else now: the owner is gone
             boot_id=run_registry.boot_id(),
             created=time.time(),
             processes=[
-                RecordedProcess("ours", ours.pid, process_start_ticks(ours.pid)),
-                RecordedProcess("reused", stranger.pid, (process_start_ticks(stranger.pid) or 0) - 1),
+                RecordedProcess("ours", ours.pid, process_started_at(ours.pid)),
+                RecordedProcess("reused", stranger.pid, (process_started_at(stranger.pid) or 0) - 1),
             ],
         )
         RunRecord(run_dir, state).save()
         live_dir = tmp_path / "live-run"
         live_dir.mkdir()
-        live = RunState("live-run", os.getpid(), process_start_ticks(os.getpid()), run_registry.boot_id(), time.time())
+        live = RunState("live-run", os.getpid(), process_started_at(os.getpid()), run_registry.boot_id(), time.time())
         RunRecord(live_dir, live).save()
 
         reaped = run_registry.reap_stale_runs(tmp_path)
@@ -280,7 +280,7 @@ def test_new_run_records_its_owner_and_processes(tmp_path: Path) -> None:
         run.set_cgroup_root("/pytest-kuberay/none")
         saved = RunRecord.load(run.run_dir).state
         assert (saved.network, saved.cgroup_root) == ("pkr-none", "/pytest-kuberay/none")
-        assert saved.processes == [RecordedProcess("sleeper", proc.pid, proc.start_ticks)]
+        assert saved.processes == [RecordedProcess("sleeper", proc.pid, proc.started_at)]
         assert run_registry.reap_stale_runs(tmp_path) == []  # our own run is alive
     finally:
         proc.stop()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from pytest_kuberay._support.processes import ManagedProcess, is_running, process_start_ticks
+from pytest_kuberay._support.processes import ManagedProcess, is_running, process_started_at
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local import network
 
@@ -67,7 +67,7 @@ def runs_root() -> Path:
 
 
 def boot_id() -> str:
-    """Identifies this boot: start times in clock ticks only compare within one boot."""
+    """Identifies this boot: recorded PIDs and start times only mean something within one boot."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -79,17 +79,17 @@ def marker_env(run_id: str) -> dict[str, str]:
     return {RUN_MARKER_ENV: run_id}
 
 
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
+def _opt_float(value: object) -> float | None:
+    return None if value is None else float(str(value))
 
 
 @dataclass(frozen=True)
 class RecordedProcess:
-    """A process a run started: PID plus start time in clock ticks since boot."""
+    """A process a run started: PID plus start time (epoch seconds, as psutil gives it)."""
 
     name: str
     pid: int
-    start_ticks: int | None
+    started_at: float | None
 
 
 @dataclass
@@ -98,7 +98,7 @@ class RunState:
 
     run_id: str
     owner_pid: int
-    owner_start_ticks: int | None
+    owner_started_at: float | None
     boot_id: str
     created: float
     #: Name of the node network: namespace and host veth (``pkr<n>``).
@@ -118,7 +118,7 @@ class RunState:
         return cls(
             run_id=str(data["run_id"]),
             owner_pid=int(str(data["owner_pid"])),
-            owner_start_ticks=_opt_int(data.get("owner_start_ticks")),
+            owner_started_at=_opt_float(data.get("owner_started_at")),
             boot_id=str(data.get("boot_id", "")),
             created=float(str(data.get("created", 0))),
             network=None if data.get("network") is None else str(data["network"]),
@@ -126,7 +126,7 @@ class RunState:
             kept=bool(data.get("kept", False)),
             endpoints={str(k): str(v) for k, v in dict(data.get("endpoints") or {}).items()},  # type: ignore[call-overload]
             processes=[
-                RecordedProcess(str(p["name"]), int(p["pid"]), _opt_int(p.get("start_ticks")))
+                RecordedProcess(str(p["name"]), int(p["pid"]), _opt_float(p.get("started_at")))
                 for p in (procs if isinstance(procs, list) else [])
             ],
         )
@@ -135,7 +135,7 @@ class RunState:
         """True if the owning process still runs (same boot, same PID, same start time)."""
         if self.boot_id and self.boot_id != boot_id():
             return False
-        return is_running(self.owner_pid, self.owner_start_ticks)
+        return is_running(self.owner_pid, self.owner_started_at)
 
     def process(self, name: str) -> RecordedProcess | None:
         return next((p for p in self.processes if p.name == name), None)
@@ -145,7 +145,7 @@ class RunState:
         if not self.kept or (self.boot_id and self.boot_id != boot_id()):
             return False
         apiserver = self.process("kube-apiserver")
-        return apiserver is not None and is_running(apiserver.pid, apiserver.start_ticks)
+        return apiserver is not None and is_running(apiserver.pid, apiserver.started_at)
 
     def in_use(self) -> bool:
         """Not to be reaped: its owner runs, or it is a kept cluster that still runs."""
@@ -199,7 +199,7 @@ class RunRecord:
     def add_process(self, proc: ManagedProcess) -> None:
         """Record a started process (call right after start, before waiting for it)."""
         with self._lock:
-            self.state.processes.append(RecordedProcess(proc.name, proc.pid, proc.start_ticks))
+            self.state.processes.append(RecordedProcess(proc.name, proc.pid, proc.started_at))
             self.save()
 
     def forget_processes(self, pids: Sequence[int]) -> None:
@@ -224,7 +224,7 @@ def new_run(root: Path | None = None) -> RunRecord:
     state = RunState(
         run_id=run_id,
         owner_pid=os.getpid(),
-        owner_start_ticks=process_start_ticks(os.getpid()),
+        owner_started_at=process_started_at(os.getpid()),
         boot_id=boot_id(),
         created=time.time(),
     )
@@ -297,7 +297,7 @@ def teardown_run(run_dir: Path, state: RunState | None) -> list[str]:
     if state is not None:
         same_boot = not state.boot_id or state.boot_id == boot_id()
         for proc in state.processes if same_boot else []:
-            if proc.start_ticks is not None and is_running(proc.pid, proc.start_ticks):
+            if proc.started_at is not None and is_running(proc.pid, proc.started_at):
                 _kill(proc.pid, group=True)  # started with a new session: pgid == pid
                 removed.append(f"process {proc.name} (pid {proc.pid})")
         removed += kill_marked_processes(state.run_id)

@@ -81,9 +81,9 @@ class NodeNamespaces:
         log.debug("node namespaces held by pid %d (netns %s)", holder.pid, self.network.netns)
         return self
 
-    def attach(self, pid: int, start_ticks: int | None) -> NodeNamespaces:
+    def attach(self, pid: int, started_at: float | None) -> NodeNamespaces:
         """Use the holder of a kept cluster, started by another process."""
-        if not is_running(pid, start_ticks):
+        if not is_running(pid, started_at):
             raise ProviderError(f"the kept node's namespace holder (pid {pid}) is gone: tear the cluster down "
                                 "(`pytest-kuberay cluster down`) and start a new one")
         self.holder_pid = pid

@@ -99,7 +99,7 @@ class LocalNode:
         holder = self.run.state.process("node-namespaces")
         if holder is None:
             raise ProviderError(f"run {self.run.run_id} records no node: not a kept cluster with a node")
-        self.namespaces.attach(holder.pid, holder.start_ticks)
+        self.namespaces.attach(holder.pid, holder.started_at)
         binaries = {name: toolchain.ensure_component(name) for name in ("containerd", "ctr", "bridge")}
         self.containerd = Containerd(
             self.dir / "containerd", binaries["containerd"], binaries["ctr"], self.namespaces, self.spawn,
