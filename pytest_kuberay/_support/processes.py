@@ -34,6 +34,7 @@ __all__ = [
     "Supervisor",
     "is_running",
     "process_started_at",
+    "run_tool",
     "wait_until",
 ]
 
@@ -356,3 +357,14 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def run_tool(argv: Sequence[str], what: str, timeout: float) -> str:
+    """Run a CLI (helm, istioctl) to completion; its stdout, or one ProviderError naming ``what`` and why."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ProviderError(f"`{what}` did not finish within {timeout:.0f}s") from exc
+    if proc.returncode != 0:
+        raise ProviderError(f"`{what}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return proc.stdout

@@ -16,7 +16,6 @@ import copy
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pytest_kuberay._support.apply import apply_manifests, load_manifests
+from pytest_kuberay._support.processes import run_tool
 from pytest_kuberay._support.toolchain import cache_root
 from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.data_paths import data_dir
@@ -159,14 +159,7 @@ class Helm:
     def run(self, *args: str, timeout: float = 600.0) -> str:
         argv = [*self._base(), *args]
         log.info("$ helm %s", " ".join(args))
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ProviderError(f"`helm {' '.join(args)}` did not finish within {timeout:.0f}s") from exc
-        if proc.returncode != 0:
-            raise ProviderError(f"`helm {' '.join(args)}` failed (exit {proc.returncode}): "
-                                f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-        return proc.stdout
+        return run_tool(argv, f"helm {' '.join(args)}", timeout)
 
     def pull(self, chart: str, repo: str, version: str) -> Path:
         """The chart directory of ``chart`` at ``version``, pulled once into the cache."""

@@ -12,14 +12,13 @@ import contextlib
 import logging
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_kuberay._support.apply import apply_manifests
-from pytest_kuberay._support.processes import ManagedProcess
+from pytest_kuberay._support.processes import ManagedProcess, run_tool
 from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import gateway_class
@@ -173,13 +172,7 @@ class IstioGateway:
         else:
             argv = istio_install_argv(istioctl_binary(), self.cluster.kubeconfig, self.cluster.context)
             log.info("$ %s", " ".join(argv[1:]))
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-            except subprocess.TimeoutExpired as exc:
-                raise ProviderError(f"`istioctl install` did not finish within {timeout:.0f}s") from exc
-            if proc.returncode != 0:
-                raise ProviderError(f"`istioctl install --set profile=minimal` failed (exit {proc.returncode}): "
-                                    f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+            run_tool(argv, "istioctl install --set profile=minimal", timeout)
         try:  # istiod creates GatewayClass istio itself once the Gateway API CRDs exist
             wait_for(lambda: gateway_class_accepted(self.cluster, self.class_name), lambda why: why, timeout=60,
                      description=f"GatewayClass {self.class_name} created by istiod", show=str)

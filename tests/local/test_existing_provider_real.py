@@ -8,8 +8,6 @@ nobody accepts. The end-to-end repro through this provider runs in
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,16 +16,11 @@ import pytest
 
 from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay.errors import ProviderError
-from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.settings import default_settings
 from pytest_kuberay.versions import parse_version
+from tests.support.local_provider import NEEDS_LOCAL_PROVIDER
 
-_absent = [c for c in (*LOCAL_PROVIDER_COMMANDS, "go") if shutil.which(c) is None]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local provider needs root (namespaces, mounts, cgroups)"),
-    pytest.mark.skipif(bool(_absent), reason=f"the local provider needs {', '.join(_absent)} (make setup)"),
-]
+pytestmark = NEEDS_LOCAL_PROVIDER
 
 V151 = parse_version("v1.5.1")
 

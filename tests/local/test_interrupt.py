@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,16 +21,11 @@ import psutil
 import pytest
 
 from pytest_kuberay.providers.local import network
-from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.providers.local.node.cgroups import CgroupTree
 from pytest_kuberay.providers.local.run_registry import RUN_MARKER_ENV
+from tests.support.local_provider import NEEDS_LOCAL_PROVIDER
 
-_absent = [c for c in (*LOCAL_PROVIDER_COMMANDS, "go") if shutil.which(c) is None]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local provider needs root (namespaces, mounts, cgroups)"),
-    pytest.mark.skipif(bool(_absent), reason=f"the local provider needs {', '.join(_absent)} (make setup)"),
-]
+pytestmark = NEEDS_LOCAL_PROVIDER
 
 REPO = Path(__file__).resolve().parents[2]
 

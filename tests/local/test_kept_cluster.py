@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from pytest_kuberay.providers.local import network
-from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
+from tests.support.local_provider import NEEDS_LOCAL_PROVIDER
 
-_absent = [c for c in (*LOCAL_PROVIDER_COMMANDS, "go") if shutil.which(c) is None]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local provider needs root (namespaces, mounts, cgroups)"),
-    pytest.mark.skipif(bool(_absent), reason=f"the local provider needs {', '.join(_absent)} (make setup)"),
-]
+pytestmark = NEEDS_LOCAL_PROVIDER
 
 SESSION_TEST = """
 def test_operator(kuberay_cluster, kuberay_operator, kuberay_version):

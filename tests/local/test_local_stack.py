@@ -8,26 +8,17 @@ The end-to-end upgrade itself is the suites' job (suites/).
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
-
-import pytest
 
 from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.waiting import eventually
-from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.settings import default_settings
 from pytest_kuberay.versions import parse_version
 from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice, serve_app_configmap
+from tests.support.local_provider import NEEDS_LOCAL_PROVIDER
 
-_absent = [c for c in (*LOCAL_PROVIDER_COMMANDS, "go") if shutil.which(c) is None]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local provider needs root (namespaces, mounts, cgroups)"),
-    pytest.mark.skipif(bool(_absent), reason=f"the local provider needs {', '.join(_absent)} (make setup)"),
-]
+pytestmark = NEEDS_LOCAL_PROVIDER
 
 GATEWAY_API = ("gateway.networking.k8s.io", "v1")
 

@@ -7,23 +7,14 @@ RayService has two apps on non-root routes; the test upgrades it and sends traff
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.local_provider import NEEDS_LOCAL_PROVIDER
 
-from pytest_kuberay.providers.local.host_tools import LOCAL_PROVIDER_COMMANDS
-
-_absent = [c for c in (*LOCAL_PROVIDER_COMMANDS, "go") if shutil.which(c) is None]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the local provider needs root (namespaces, mounts, cgroups)"),
-    pytest.mark.skipif(bool(_absent), reason=f"the local provider needs {', '.join(_absent)} (make setup)"),
-]
+pytestmark = NEEDS_LOCAL_PROVIDER
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
+from pytest_kuberay._support.processes import ProcessFactory
+from pytest_kuberay.providers.local.node.component import NodeComponent
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
 
 __all__ = ["COREDNS_USER", "CoreDNS", "coredns_rbac", "corefile"]
@@ -67,36 +68,19 @@ def coredns_rbac() -> list[dict[str, Any]]:
     ]
 
 
-class CoreDNS:
+class CoreDNS(NodeComponent):
+    name = "coredns"
+
     def __init__(self, binary: Path, root: Path, kubeconfig: Path, *, node_ip: str, namespaces: NodeNamespaces,
                  spawn: ProcessFactory) -> None:
-        self.binary = binary
-        self.root = root
+        super().__init__(binary, root, namespaces, spawn)
         self.kubeconfig = kubeconfig
         self.node_ip = node_ip
-        self.namespaces = namespaces
-        self.spawn = spawn
-        self.process: ManagedProcess | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "coredns.log"
 
     def start(self) -> CoreDNS:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / "Corefile"
-        path.write_text(corefile(node_ip=self.node_ip, kubeconfig=self.kubeconfig))
-        argv = self.namespaces.wrap_net([str(self.binary), "-conf", str(path)])
-        self.process = self.spawn("coredns", argv, self.log_path, None).start()
+        self._launch("Corefile", corefile(node_ip=self.node_ip, kubeconfig=self.kubeconfig), ["-conf", "{config}"])
         return self
 
     def wait_ready(self, timeout: float) -> None:
         """``/ready`` answers 200 once the kubernetes plugin has synced with the API server."""
-        assert self.process is not None
-        wait_until(lambda: http_ok(f"http://{self.node_ip}:{READY_PORT}/ready"), timeout=timeout,
-                   what="CoreDNS /ready", processes=[self.process])
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop(grace=5.0)
-            self.process = None
+        self._wait_http_ok(f"http://{self.node_ip}:{READY_PORT}/ready", "CoreDNS /ready", timeout)

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, http_ok, wait_until
+from pytest_kuberay._support.processes import ProcessFactory
+from pytest_kuberay.providers.local.node.component import NodeComponent
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
 
 __all__ = ["KubeProxy", "kube_proxy_config"]
@@ -42,37 +43,21 @@ def kube_proxy_config(*, kubeconfig: Path, node_name: str, node_ip: str, pod_cid
     }
 
 
-class KubeProxy:
+class KubeProxy(NodeComponent):
+    name = "kube-proxy"
+
     def __init__(self, binary: Path, root: Path, kubeconfig: Path, *, node_name: str, node_ip: str,
                  pod_cidr: IPv4Network, namespaces: NodeNamespaces, spawn: ProcessFactory) -> None:
-        self.binary = binary
-        self.root = root
+        super().__init__(binary, root, namespaces, spawn)
         self.config = kube_proxy_config(kubeconfig=kubeconfig, node_name=node_name, node_ip=node_ip,
                                         pod_cidr=pod_cidr)
         self.node_ip = node_ip
-        self.namespaces = namespaces
-        self.spawn = spawn
-        self.process: ManagedProcess | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "kube-proxy.log"
 
     def start(self) -> KubeProxy:
-        self.root.mkdir(parents=True, exist_ok=True)
-        config_path = self.root / "kube-proxy.yaml"
-        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        argv = self.namespaces.wrap_net([str(self.binary), f"--config={config_path}", "--v=1"])
-        self.process = self.spawn("kube-proxy", argv, self.log_path, None).start()
+        self._launch("kube-proxy.yaml", yaml.safe_dump(self.config, sort_keys=False), ["--config={config}", "--v=1"])
         return self
 
     def wait_ready(self, timeout: float) -> None:
         """/healthz answers 200 once kube-proxy has synced its rules with the API server."""
-        assert self.process is not None
-        wait_until(lambda: http_ok(f"http://{self.node_ip}:{HEALTHZ_PORT}/healthz"), timeout=timeout,
-                   what="kube-proxy /healthz (rules synced)", processes=[self.process])
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop(grace=5.0)
-            self.process = None
+        self._wait_http_ok(f"http://{self.node_ip}:{HEALTHZ_PORT}/healthz", "kube-proxy /healthz (rules synced)",
+                           timeout)

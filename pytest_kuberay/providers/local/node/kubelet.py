@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory
+from pytest_kuberay._support.processes import ProcessFactory
+from pytest_kuberay.providers.local.node.component import NodeComponent
 from pytest_kuberay.providers.local.node.namespaces import KUBELET_ROOT, NodeNamespaces
 
 __all__ = ["Kubelet", "KubeletSettings", "kubelet_config"]
@@ -96,44 +97,30 @@ def kubelet_config(s: KubeletSettings) -> dict[str, Any]:
     }
 
 
-class Kubelet:
+class Kubelet(NodeComponent):
     """kubelet inside the node's namespaces (containerd's socket and mounts are there)."""
+
+    name = "kubelet"
+    stop_grace = 10.0
 
     def __init__(self, binary: Path, settings: KubeletSettings, kubeconfig: Path, namespaces: NodeNamespaces,
                  spawn: ProcessFactory) -> None:
-        self.binary = binary
+        super().__init__(binary, settings.root, namespaces, spawn)
         self.settings = settings
         self.kubeconfig = kubeconfig
-        self.namespaces = namespaces
-        self.spawn = spawn
-        self.process: ManagedProcess | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.settings.root / "kubelet.log"
 
     def start(self) -> Kubelet:
         """Start it; readiness is the Node's Ready condition, which the caller waits for."""
-        root = self.settings.root
-        root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.settings.resolv_conf.write_text("# pods of the local provider resolve only cluster names\n")
-        config_path = root / "config.yaml"
-        config_path.write_text(yaml.safe_dump(kubelet_config(self.settings), sort_keys=False))
-        argv = self.namespaces.wrap([
-            str(self.binary),
-            f"--config={config_path}",
+        process = self._launch("config.yaml", yaml.safe_dump(kubelet_config(self.settings), sort_keys=False), [
+            "--config={config}",
             f"--kubeconfig={self.kubeconfig}",
             f"--root-dir={KUBELET_ROOT}",  # the run's own directory, bound there inside the node namespace
-            f"--cert-dir={root / 'pki'}",
+            f"--cert-dir={self.root / 'pki'}",
             f"--hostname-override={self.settings.node_name}",
             f"--node-ip={self.settings.node_ip}",
             "--v=1",
-        ])
-        self.process = self.spawn("kubelet", argv, self.log_path, None).start()
-        log.info("kubelet started (pid %d) for node %s", self.process.pid, self.settings.node_name)
+        ], mount_namespace=True)
+        log.info("kubelet started (pid %d) for node %s", process.pid, self.settings.node_name)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop(grace=10.0)
-            self.process = None
