@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
+from pytest_kuberay._support.toolchain import KNOWN_PATCHES as BUILD_PATCHES
 from pytest_kuberay.errors import SettingsError
 
 __all__ = [
@@ -29,10 +30,9 @@ __all__ = [
 KNOWN_RELEASES: tuple[str, ...] = ("1.5.0", "1.5.1", "1.5.2", "1.6.0", "1.6.1", "1.6.2", "1.7.0")
 
 # Upstream fixes we can apply to a release when building it from source: label -> what it fixes.
-KNOWN_PATCHES: dict[str, str] = {
-    "pr4212": "ray-project/kuberay#4212: stop caching the spec Serve config in applyServeTargetCapacity "
-    "(fixes #4189)",
-}
+# One registry: the build steps themselves (the toolchain) say which exist.
+KNOWN_PATCHES: dict[str, str] = {f"pr{pr}": f"ray-project/kuberay#{pr}: {patch.summary}"
+                                 for pr, patch in BUILD_PATCHES.items()}
 
 DEFAULT_KUBERAY_VERSION = "v1.5.1"
 

@@ -20,6 +20,7 @@ from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ToolchainError
 from pytest_kuberay.install.kuberay import wait_crds_established
 from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.namespaces import MANAGED_LABEL
 
 __all__ = ["TRAEFIK_CONTROLLER", "VENDORED_GATEWAY_API_DIR", "TraefikGateway", "gateway_api_crd_dir", "gateway_class",
            "install_gateway_api"]
@@ -53,7 +54,7 @@ def gateway_class(name: str, controller: str) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "GatewayClass",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "pytest-kuberay"}},
+        "metadata": {"name": name, "labels": dict(MANAGED_LABEL)},
         "spec": {"controllerName": controller},
     }
 

@@ -24,6 +24,7 @@ from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import gateway_class
 from pytest_kuberay.install.traefik_helm import gateway_class_accepted
 from pytest_kuberay.providers.base import ClusterHandle
+from pytest_kuberay.providers.namespaces import MANAGED_SELECTOR
 
 __all__ = [
     "ISTIOCTL_MISSING",
@@ -83,7 +84,7 @@ def newest_gateway(cluster: ClusterHandle, class_name: str) -> tuple[str, str] |
     session, so its RayService's Gateway is the newest one of ours.
     """
     ours = {ns.metadata.name for ns in cluster.core.list_namespace(
-        label_selector="app.kubernetes.io/managed-by=pytest-kuberay").items}
+        label_selector=MANAGED_SELECTOR).items}
     items = cluster.custom.list_cluster_custom_object("gateway.networking.k8s.io", "v1", "gateways")["items"]
     candidates = [g for g in items if g["metadata"]["namespace"] in ours
                   and g["spec"].get("gatewayClassName") == class_name and _programmed(g)]

@@ -83,14 +83,15 @@ def plot_timeline(timeline: Timeline, path: Path, title: str = "") -> Path:
 
 def _plot_requests(ax: Any, timeline: Timeline) -> None:
     """One mark per request through the Gateway: which version answered it, and every failure in red."""
-    versions = sorted({r.version for r in timeline.requests if r.ok})
+    # A request whose parser names no version (or that has no parser) is None: sort it first, as "2xx".
+    versions = sorted({r.version for r in timeline.requests if r.ok}, key=lambda v: (v is not None, v or ""))
     rows = {v: i for i, v in enumerate(versions)}
     ok = [r for r in timeline.requests if r.ok]
     failed = [r for r in timeline.requests if not r.ok]
     ax.scatter([r.t for r in ok], [rows[r.version] for r in ok], s=6, c="black", marker="|")
     if failed:
         ax.scatter([r.t for r in failed], [len(versions)] * len(failed), s=14, c="red", marker="x")
-    labels = [f"answered {v}" for v in versions] + (["FAILED"] if failed else [])
+    labels = [f"answered {v}" if v is not None else "answered 2xx" for v in versions] + (["FAILED"] if failed else [])
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_title(f"{len(timeline.requests)} requests through the Gateway, {len(failed)} failed", fontsize=8,

@@ -45,7 +45,7 @@ from pytest_kuberay.install.kuberay import (
 from pytest_kuberay.install.operator import PodLogFollower
 from pytest_kuberay.install.release_manifests import install_release_manifests
 from pytest_kuberay.providers.base import ClusterHandle
-from pytest_kuberay.providers.namespaces import MANAGED_LABEL
+from pytest_kuberay.providers.namespaces import ensure_managed_namespace
 from pytest_kuberay.settings import Settings
 from pytest_kuberay.versions import KubeRayVersion
 
@@ -459,20 +459,9 @@ class ExistingStack:
         return ExistingOperator(op, follower)
 
     def _ensure_our_namespace(self, name: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            namespace = self.handle.core.read_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.handle.core.create_namespace({"metadata": {"name": name, "labels": dict(MANAGED_LABEL)}})
+        if ensure_managed_namespace(self.handle, name, require_ours=True):
             self._created_namespaces.append(name)
             self.created.append(f"Namespace {name}")
-            return
-        if (namespace.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "pytest-kuberay":
-            raise ProviderError(f"namespace {name} exists and is not labelled app.kubernetes.io/managed-by="
-                                "pytest-kuberay: it is someone else's; pytest-kuberay will not install into it")
 
     def _delete_crd_if_unused(self, name: str) -> None:
         """Remove a CRD we created once no object of its kind is left (then deleting it deletes nothing else)."""

@@ -18,6 +18,7 @@ import yaml
 from kubernetes.utils import parse_quantity
 
 from pytest_kuberay.data_paths import data_dir
+from pytest_kuberay.providers.namespaces import MANAGED_LABEL
 from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR, app_zip, echo_serve_config
 from pytest_kuberay.workloads.serve_config import app_configs, validate_serve_config
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
@@ -59,7 +60,7 @@ def serve_app_configmap(app: str, namespace: str, app_dir: Path | None = None) -
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"serve-app-{app}", "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": "pytest-kuberay"}},
+                     "labels": dict(MANAGED_LABEL)},
         "binaryData": {f"{app}.zip": base64.b64encode(archive).decode()},
     }
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_kuberay._support.apply import apply_manifests
+from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.settings import default_settings
 from pytest_kuberay.versions import parse_version
@@ -66,6 +67,9 @@ def someones_operator(user_cluster: Any) -> Iterator[Any]:
 
     yield install
     handle.core.delete_namespace("their-kuberay")
+    # The next test creates it again: wait until the namespace controller has finished deleting it.
+    wait_for(lambda: [ns.metadata.name for ns in handle.core.list_namespace().items],
+             lambda names: "their-kuberay" not in names, timeout=120, description="namespace their-kuberay deleted")
 
 
 def _refusal(user_cluster: Any, tmp_path: Path, **overrides: Any) -> str:

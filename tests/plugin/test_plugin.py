@@ -396,7 +396,14 @@ def test_a_violation_that_is_not_the_marked_bug_is_an_unknown_regression(pyteste
     result = pytester.runpytest("--kuberay-version=v1.5.0", "-rfxX")
     result.assert_outcomes(failed=2, xfailed=1)
     out = result.stdout.str()
-    assert out.count("UNKNOWN REGRESSION on v1.5.0: the test is marked with bug #4189") == 2
+    # Each of the two wrongly attributed tests fails as an unknown regression, and says why.
+    failures = pytester.inline_run("--kuberay-version=v1.5.0").getfailures()
+    assert sorted(f.head_line for f in failures) == [
+        "test_the_active_got_the_new_config_after_a_restart[v1.5.0]",
+        "test_the_pending_cluster_got_the_old_config[v1.5.0]",
+    ]
+    for failure in failures:
+        assert "UNKNOWN REGRESSION on v1.5.0: the test is marked with bug #4189" in failure.longreprtext
     assert "bug 4717 on v1.5.0: reproduced, as registered" in out
     assert "bug 4189 on v1.5.0: NOT reproduced: other invariants broke (an unknown regression, not this bug)" in out
 

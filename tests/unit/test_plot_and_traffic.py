@@ -34,6 +34,13 @@ def test_plot_is_a_png_with_a_requests_panel(tmp_path: Path) -> None:
     assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 10_000
 
 
+def test_plot_takes_answers_that_name_no_version_beside_those_that_do(tmp_path: Path) -> None:
+    """A user's route without a parser (README example: /greet) answers with no version: it is plotted, not sorted."""
+    unversioned = RequestResult(2, True, 200, None, 5.0, route="/greet")
+    path = plot_timeline(_upgrade([ok(1, "v1"), unversioned, ok(12, "v2")]), tmp_path / "t.png", title="mixed")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_requests_succeed_flags_failures_in_their_step() -> None:
     tl = _upgrade([ok(1, "v1"), RequestResult(12, False, 502, None, 1.0, "HTTP 502: bad gateway")])
     assert requests_succeed(tl.steps[1]) == []

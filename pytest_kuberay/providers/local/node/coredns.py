@@ -18,6 +18,7 @@ from typing import Any
 from pytest_kuberay._support.processes import ProcessFactory
 from pytest_kuberay.providers.local.node.component import NodeComponent
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
+from pytest_kuberay.providers.namespaces import MANAGED_LABEL
 
 __all__ = ["COREDNS_USER", "CoreDNS", "coredns_rbac", "corefile"]
 
@@ -46,7 +47,7 @@ def corefile(*, node_ip: str, kubeconfig: Path, cluster_domain: str = "cluster.l
 
 def coredns_rbac() -> list[dict[str, Any]]:
     """ClusterRole ``system:coredns`` (as kubeadm defines it) bound to the CoreDNS user."""
-    labels = {"app.kubernetes.io/managed-by": "pytest-kuberay"}
+    labels = dict(MANAGED_LABEL)
     return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
