@@ -14,8 +14,10 @@ from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, RequestResult, ResponseParser, TrafficSpec, echo_version_of
 from pytest_kuberay.drive.upgrade import TriggerOnce
+from pytest_kuberay.drive.watch import record_for
 from pytest_kuberay.errors import KubeRayTestError, ManifestError, ProviderError, ServeConfigError, SettingsError
 from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug
+from pytest_kuberay.observe.objects import ObjectSnapshot, RouteBackend
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe, ServeSnapshot
 from pytest_kuberay.observe.timeline import InvariantViolationError, Sample, Step, Timeline, TimelineRecorder
@@ -41,6 +43,19 @@ from pytest_kuberay.verdict.invariants import (
     pending_runs_new_config,
     traffic_within_capacity,
 )
+from pytest_kuberay.verdict.objects import (
+    OBJECT_INVARIANTS,
+    ROLLBACK_TRIGGER,
+    capacity_covers_traffic,
+    no_extra_clusters,
+    no_operator_panics,
+    no_write_churn,
+    operator_panics,
+    pending_config_frozen_during_rollback,
+    route_matches_status,
+    serve_service_keeps_endpoints,
+)
+from pytest_kuberay.verdict.options import invalid_options_rejected, options_decided
 from pytest_kuberay.verdict.sequence import expected_steps, sequence_violations, traffic_interval_violations
 from pytest_kuberay.verdict.traffic import TRAFFIC_INVARIANTS, requests_succeed, traffic_follows_weights
 from pytest_kuberay.versions import KubeRayVersion
@@ -49,6 +64,8 @@ __all__ = [
     "CAPACITY_INVARIANTS",
     "ECHO_TRAFFIC",
     "KNOWN_BUGS",
+    "OBJECT_INVARIANTS",
+    "ROLLBACK_TRIGGER",
     "TRAFFIC_INVARIANTS",
     "ClusterHandle",
     "DeployedRayService",
@@ -60,12 +77,14 @@ __all__ = [
     "KubeRayVersion",
     "ManifestEdit",
     "ManifestError",
+    "ObjectSnapshot",
     "ProviderError",
     "RayServiceFactory",
     "RayServiceStatus",
     "RecordedUpgrade",
     "RequestResult",
     "ResponseParser",
+    "RouteBackend",
     "Sample",
     "ServeConfigError",
     "ServeProbe",
@@ -82,18 +101,29 @@ __all__ = [
     "UpgradeScenario",
     "Violation",
     "active_config_frozen",
+    "capacity_covers_traffic",
     "capacity_within_surge",
     "echo_version_of",
     "eventually",
     "expected_steps",
+    "invalid_options_rejected",
     "known_bug",
     "live_capacity_matches_status",
     "live_capacity_within_surge",
     "monotonic_progress",
+    "no_extra_clusters",
+    "no_operator_panics",
+    "no_write_churn",
+    "operator_panics",
+    "options_decided",
+    "pending_config_frozen_during_rollback",
     "pending_runs_new_config",
+    "record_for",
     "recorded_upgrade_fixture",
     "requests_succeed",
+    "route_matches_status",
     "sequence_violations",
+    "serve_service_keeps_endpoints",
     "serving",
     "traffic_follows_weights",
     "traffic_interval_violations",

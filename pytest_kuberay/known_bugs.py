@@ -119,6 +119,67 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             "operator restarted",
             signature=(Signature("active_config_frozen", role="active", became="new", after="operator-restart"),),
         ),
+        KnownBug(
+            id="abandoned-pending",
+            title="a spec change mid-upgrade abandons the pending cluster for a third one and sends all traffic to "
+            "the under-provisioned active (no rollback before v1.6.0)",
+            affected=SpecifierSet(">=1.5.0,<1.6.0"),
+            look_for="a third RayCluster after the revert; the active keeps its lowered target capacity while "
+            "the new pending gets no traffic",
+            link="https://github.com/ray-project/kuberay/pull/4109",
+            signature=(Signature("no_extra_clusters", after="revert-spec"),
+                       Signature("capacity_covers_traffic", after="revert-spec"),
+                       Signature("route_matches_status", after="revert-spec")),
+        ),
+        KnownBug(
+            id="rollback-pending-config",
+            title="during a rollback the pending cluster is redeployed with the reverted Serve config while it "
+            "still gets traffic",
+            affected=SpecifierSet(">=1.6.0,<1.7.0"),
+            look_for="the pending cluster's deployed_app_config goes back to the old one after the revert",
+            link="https://github.com/ray-project/kuberay/pull/4601",
+            signature=(Signature("pending_config_frozen_during_rollback", role="pending", became="old"),),
+        ),
+        KnownBug(
+            id="gateway-churn",
+            title="the operator rewrites the Gateway on every reconcile (reflect.DeepEqual against a "
+            "defaulted object), a write every few seconds at steady state",
+            affected=SpecifierSet(">=1.5.0,<1.7.0"),
+            look_for="the API server keeps serving writes on the Gateway with nothing to change",
+            link="https://github.com/ray-project/kuberay/pull/4601",
+            signature=(Signature("no_write_churn", role="gateways"),),
+        ),
+        KnownBug(
+            id="httproute-churn",
+            title="the operator rewrites the HTTPRoute on every reconcile, a write every few seconds at steady state",
+            affected=SpecifierSet(">=1.5.0,<1.6.0"),
+            look_for="the API server keeps serving writes on the HTTPRoute with nothing to change",
+            link="https://github.com/ray-project/kuberay/pull/4109",
+            signature=(Signature("no_write_churn", role="httproutes"),),
+        ),
+        KnownBug(
+            id="unset-type-panic",
+            title="with the incremental gate on, a RayService whose upgradeStrategy has no type makes the operator "
+            "panic (nil pointer in IsIncrementalUpgradeEnabled) on every reconcile",
+            affected=SpecifierSet(">=1.5.0,<1.7.0"),
+            look_for="'Observed a panic' in the operator log; the RayService never becomes Ready",
+            link="https://github.com/ray-project/kuberay/pull/5044",
+            signature=(Signature("no_operator_panics"),),
+        ),
+        KnownBug(
+            id="4636",
+            title="stepSizePercent above maxSurgePercent is accepted and silently capped to maxSurge",
+            affected=SpecifierSet(">=1.5.0,<1.7.0"),
+            look_for="a pending cluster instead of ValidationFailed; traffic moves in maxSurge steps",
+            signature=(Signature("invalid_options_rejected", role="step-above-surge"),),
+        ),
+        KnownBug(
+            id="zero-step",
+            title="stepSizePercent 0 passes validation: the upgrade starts and can never move traffic",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="a pending cluster instead of ValidationFailed; its traffic stays at 0%",
+            signature=(Signature("invalid_options_rejected", role="zero-step"),),
+        ),
     )
 }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from pytest_kuberay.errors import KubeRayTestError
 from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug, lookup, parse_affected
@@ -79,11 +80,8 @@ def _version_of(item: pytest.Item) -> KubeRayVersion | None:
     return callspec.params.get(VERSION_ARG) if callspec else None
 
 
-def _apply_bug_marker(item: pytest.Item, settings: Settings, registry: dict[str, KnownBug]) -> None:
-    marker = item.get_closest_marker("kuberay_bug")
-    version = _version_of(item)
-    if marker is None or version is None:
-        return
+def _marked_bug(item: pytest.Item, marker: pytest.Mark, registry: dict[str, KnownBug]
+                ) -> tuple[KnownBug, SpecifierSet | None]:
     if not marker.args:
         raise KubeRayTestError(f"{item.nodeid}: kuberay_bug needs the bug id, e.g. @pytest.mark.kuberay_bug('4189')")
     bug_id = str(marker.args[0])
@@ -93,8 +91,22 @@ def _apply_bug_marker(item: pytest.Item, settings: Settings, registry: dict[str,
         bug = known_bug(bug_id, str(marker.kwargs["title"]), str(affected_text), link=marker.kwargs.get("link"))
     else:
         bug = lookup(bug_id, registry)
-    affected = parse_affected(affected_text) if affected_text else None
-    expected = bug.affects(version, affected) and not settings.ignore_known_bugs
+    return bug, parse_affected(affected_text) if affected_text else None
+
+
+def _apply_bug_marker(item: pytest.Item, settings: Settings, registry: dict[str, KnownBug]) -> None:
+    """The bug a version shows: a test may carry several marks, for bugs of different version ranges.
+
+    The first mark whose bug affects the version decides (strict xfail); with none, the first
+    mark's bug is reported as not present.
+    """
+    version = _version_of(item)
+    marked = [_marked_bug(item, m, registry) for m in item.iter_markers("kuberay_bug")]
+    if not marked or version is None:
+        return
+    affecting = [(bug, affected) for bug, affected in marked if bug.affects(version, affected)]
+    bug, _ = affecting[0] if affecting else marked[0]
+    expected = bool(affecting) and not settings.ignore_known_bugs
     item.stash[BUG_KEY] = BugVerdict(bug, version, expected)
     if expected:
         item.add_marker(pytest.mark.xfail(reason=bug.xfail_reason(version), strict=True,

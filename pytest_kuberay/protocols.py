@@ -40,6 +40,10 @@ class KubeRayOperator(Protocol):
     #: False for an operator someone else installed: pytest-kuberay never restarts it.
     restartable: bool
 
+    @property
+    def log_paths(self) -> list[Path]:
+        """Its logs so far, one file per pod it ran in (panics are read from them)."""
+
     def restart(self, timeout: float = 120.0) -> None:
         """Restart it the way it restarts in production (its pod is deleted); it loses its in-memory state."""
 

@@ -18,6 +18,7 @@ from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, describe_status, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSender, TrafficSpec
+from pytest_kuberay.observe.objects import KubernetesObjectSource
 from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource, RayServiceStatus
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
@@ -119,7 +120,8 @@ def record_upgrade(
     probe_timeout = max(interval, 1.0)
     recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=probe_timeout),
                                 interval=interval, plan=plan, listeners=[*listeners, *triggers],
-                                probe_wait=probe_timeout)
+                                probe_wait=probe_timeout,
+                                objects=KubernetesObjectSource(deployed.cluster, deployed.namespace, deployed.name))
     initial = deployed.status()
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")

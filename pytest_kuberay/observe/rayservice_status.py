@@ -36,6 +36,7 @@ class RayServiceStatus:
     pending: ClusterStatus | None
     service_status: str | None = None
     conditions: dict[str, str] = field(default_factory=dict)  # type -> "True"/"False"
+    condition_reasons: dict[str, str] = field(default_factory=dict)  # type -> reason, e.g. ValidationFailed
 
     @property
     def upgrade_in_progress(self) -> bool:
@@ -90,6 +91,7 @@ def parse_rayservice_status(obj: dict[str, Any]) -> RayServiceStatus:
         pending=_cluster_status(status.get("pendingServiceStatus")),
         service_status=status.get("serviceStatus"),
         conditions={c["type"]: c.get("status", "") for c in status.get("conditions") or []},
+        condition_reasons={c["type"]: c.get("reason", "") for c in status.get("conditions") or []},
     )
 
 

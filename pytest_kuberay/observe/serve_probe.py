@@ -34,6 +34,7 @@ __all__ = [
     "DeploymentSnapshot",
     "ServeProbe",
     "ServeSnapshot",
+    "api_server_http",
     "config_fingerprint",
 ]
 
@@ -128,6 +129,16 @@ def _tls_context(conf: Any) -> ssl.SSLContext | bool:
     return context
 
 
+def api_server_http(api_client: Any, timeout: float = 5.0) -> httpx.Client:
+    """An httpx client to the API server with a ``kubernetes.client.ApiClient``'s host, TLS and token."""
+    conf = api_client.configuration
+    headers = {}
+    token = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
+    if token:
+        headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+    return httpx.Client(base_url=conf.host, headers=headers, verify=_tls_context(conf), timeout=timeout)
+
+
 class ServeProbe:
     """Reads (and, for test drivers, writes) one cluster's Serve REST API."""
 
@@ -157,12 +168,7 @@ class ServeProbe:
         ``api_client`` is a ``kubernetes.client.ApiClient``; we reuse its
         host, CA, client certificate and token, never copying them to disk.
         """
-        conf = api_client.configuration
-        headers = {}
-        token = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
-        if token:
-            headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-        client = httpx.Client(base_url=conf.host, headers=headers, verify=_tls_context(conf), timeout=timeout)
+        client = api_server_http(api_client, timeout)
         prefix = f"/api/v1/namespaces/{namespace}/services/{service}:{port_name}/proxy"
         return cls(cluster, client, prefix)
 

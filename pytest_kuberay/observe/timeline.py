@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from functools import cached_property
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_kuberay.observe.config_diff import ABSENT, FieldChange, config_diff
+from pytest_kuberay.observe.objects import ObjectSnapshot, ObjectSource
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, StatusSource
 from pytest_kuberay.observe.serve_probe import ServeProbe, ServeSnapshot
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
@@ -45,6 +46,15 @@ class InvariantViolationError(AssertionError):
         self.violations = list(violations)
         self.timeline = timeline  # the recording, so a known bug's signature can be matched against it
 
+    @classmethod
+    def raise_if(cls, violations: Sequence[Any], timeline: Timeline | None = None) -> None:
+        """Fail with every violation (the first one first), or return when there is none."""
+        if not violations:
+            return
+        shown = "\n\n".join(str(v) for v in violations[:5])
+        more = f"\n\n... and {len(violations) - 5} more" if len(violations) > 5 else ""
+        raise cls(f"{len(violations)} invariant violation(s):\n\n{shown}{more}", violations, timeline)
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -57,6 +67,8 @@ class Sample:
     # False when the status changed while the clusters were probed: the snapshots may belong to either
     # step, so checks comparing live state with the status skip this sample
     settled: bool = True
+    #: The route, RayClusters, serve endpoints and events at this instant (None: not observed).
+    objects: ObjectSnapshot | None = None
 
     @property
     def key(self) -> StepKey | None:
@@ -151,10 +163,31 @@ class Timeline:
         self.ray_versions: dict[str, str] = {}  # cluster -> the Ray version its dashboard reports
         #: When the test acted mid-upgrade (trigger name -> t), e.g. ``operator-restart``.
         self.markers: dict[str, float] = {}
+        #: Writes the API server served per resource, read before and after the recording (see record_for).
+        self.writes: dict[str, tuple[int, int]] = {}
 
     @cached_property
     def initial_active(self) -> str | None:
         return next((s.active_cluster for s in self.samples if s.active_cluster), None)
+
+    @cached_property
+    def first_pending(self) -> str | None:
+        """The pending cluster the upgrade created first: the only one an upgrade may create."""
+        return next((s.pending_cluster for s in self.samples if s.pending_cluster), None)
+
+    @cached_property
+    def clusters_ever(self) -> list[str]:
+        """Every RayCluster of the RayService seen in a status or as an object, in order of appearance."""
+        seen: dict[str, None] = {}
+        for sample in self.samples:
+            for name in [*(sample.status.clusters() if sample.status else []),
+                         *(sample.objects.rayclusters if sample.objects and sample.objects.ok else ())]:
+                seen.setdefault(name, None)
+        return list(seen)
+
+    def event_count(self, reason: str, at: Sample) -> int:
+        """How often ``reason`` was emitted in the namespace up to sample ``at`` (0 if never)."""
+        return at.objects.events.get(reason, 0) if at.objects and at.objects.ok else 0
 
     @cached_property
     def baseline(self) -> dict[str, dict[str, Any]]:
@@ -212,12 +245,7 @@ class Timeline:
 
     def assert_each_step(self, *invariants: Callable[[Step], list[Any]]) -> None:
         """Run every invariant on every step; fail with all violations, first one first."""
-        violations = [v for step in self.steps for inv in invariants for v in inv(step)]
-        if violations:
-            shown = "\n\n".join(str(v) for v in violations[:5])
-            more = f"\n\n... and {len(violations) - 5} more" if len(violations) > 5 else ""
-            raise InvariantViolationError(f"{len(violations)} invariant violation(s):\n\n{shown}{more}", violations,
-                                          self)
+        InvariantViolationError.raise_if([v for step in self.steps for inv in invariants for v in inv(step)], self)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -225,8 +253,10 @@ class Timeline:
             "reconcile_seconds": self.reconcile_seconds,
             "plan": _plain(self.plan),
             "initial_active": self.initial_active,
+            "clusters_ever": self.clusters_ever,
             "ray_versions": dict(self.ray_versions),
             "markers": dict(self.markers),
+            "writes": {k: list(v) for k, v in self.writes.items()},
             "steps": [
                 {"index": s.index, "key": list(s.key), "start": s.start, "end": s.end, "phase": s.phase,
                  "active_cluster": s.active_cluster, "pending_cluster": s.pending_cluster,
@@ -267,6 +297,7 @@ class TimelineRecorder:
         listeners: list[SampleListener] | None = None,
         reconcile_seconds: float = OPERATOR_RECONCILE_SECONDS,
         probe_wait: float | None = None,
+        objects: ObjectSource | None = None,
     ) -> None:
         """``probe_wait``: how long a sample waits for its probes (default: 90% of the interval).
 
@@ -276,6 +307,7 @@ class TimelineRecorder:
         self.reconcile_seconds = reconcile_seconds
         self.probe_wait = probe_wait if probe_wait is not None else interval * 0.9
         self.status_source = status_source
+        self.object_source = objects
         self.probe_for = probe_for
         self.interval = interval
         self.plan = plan
@@ -334,13 +366,19 @@ class TimelineRecorder:
             status_error = f"{type(exc).__name__}: {exc}"
         clusters = status.clusters() if status else []
         futures = {c: self._pool.submit(self._snapshot, c) for c in clusters}
-        wait(futures.values(), timeout=max(self.probe_wait, 0.05))
+        objects_future = self._pool.submit(self.object_source.read) if self.object_source else None
+        pending: list[Future[Any]] = [*futures.values(), *([objects_future] if objects_future else [])]
+        wait(pending, timeout=max(self.probe_wait, 0.05))
         snapshots = {
             cluster: fut.result() if fut.done() else
             ServeSnapshot(cluster, time.monotonic(), error=f"probe slower than {self.probe_wait:.2f}s")
             for cluster, fut in futures.items()
         }
-        sample = Sample(t, status, snapshots, status_error, settled=self._unchanged(status))
+        objects = None
+        if objects_future is not None:
+            objects = (objects_future.result() if objects_future.done()
+                       else ObjectSnapshot(error=f"object read slower than {self.probe_wait:.2f}s"))
+        sample = Sample(t, status, snapshots, status_error, settled=self._unchanged(status), objects=objects)
         with self._lock:
             self._samples.append(sample)
         for listener in self.listeners:

@@ -361,6 +361,11 @@ class ExistingOperator:
         raise ProviderError(f"the existing provider does not restart {self.installed.where}: pytest-kuberay did not "
                             "install it, and restarting means deleting its pod")
 
+    @property
+    def log_paths(self) -> list[Path]:
+        """The log we followed from its pod (none when it could not be followed)."""
+        return [self.follower.path] if self.follower is not None else []
+
     def stop(self) -> None:
         if self.follower is not None:
             self.follower.stop()

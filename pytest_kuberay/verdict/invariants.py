@@ -80,12 +80,12 @@ def _config_violations(
             name, step.label(), cluster,
             f"{role} app {app!r} {what} (fingerprint {fp_want} -> {fp_got}); first seen at t={sample.t:.1f}s, "
             f"in {len(bad)} of {len(observed)} samples of this step",
-            tuple(changes), sample.t, role, _what_it_became(step, app, got.deployed_app_config if got else None),
+            tuple(changes), sample.t, role, what_it_became(step, app, got.deployed_app_config if got else None),
         ))
     return violations
 
 
-def _what_it_became(step: Step, app: str, config: dict | None) -> str:
+def what_it_became(step: Step, app: str, config: dict | None) -> str:
     """Whose config a cluster runs instead: the upgrade's ("new"), the starting one ("old"), or another."""
     if config is None:
         return "other"
