@@ -11,6 +11,7 @@ import pytest
 
 from pytest_kuberay import (
     CAPACITY_INVARIANTS,
+    OBJECT_INVARIANTS,
     TRAFFIC_INVARIANTS,
     active_config_frozen,
     pending_runs_new_config,
@@ -34,6 +35,11 @@ def test_capacity_and_traffic_follow_the_expected_sequence(upgrade_record):
     problems = sequence_violations(timeline) + traffic_interval_violations(timeline)
     assert not problems, "\n".join(str(p) for p in problems)
     timeline.assert_each_step(*CAPACITY_INVARIANTS)
+
+
+def test_the_route_capacity_and_clusters_follow_the_status(upgrade_record):
+    """The HTTPRoute carries the status's split, each cluster has capacity for its traffic, and one pending only."""
+    upgrade_record.timeline.assert_each_step(*OBJECT_INVARIANTS)
 
 
 def test_promotion_deletes_the_old_cluster(upgrade_record):

@@ -407,3 +407,39 @@ def test_a_violation_that_is_not_the_marked_bug_is_an_unknown_regression(pyteste
     assert "bug 4717 on v1.5.0: reproduced, as registered" in out
     assert "bug 4189 on v1.5.0: NOT reproduced: other invariants broke (an unknown regression, not this bug)" in out
 
+
+
+
+TWO_BUGS = """
+import pytest
+from pytest_kuberay import InvariantViolationError, Violation
+
+
+class Reverted:
+    markers = {"revert-spec": 1.0}
+
+
+def violation(invariant, role):
+    return Violation(invariant, "step #3 (100, 40, 20) at t=9.0s", "echo-abcde", "changed", t=9.0, role=role,
+                     became="old")
+
+
+@pytest.mark.kuberay_bug("abandoned-pending")
+@pytest.mark.kuberay_bug("rollback-pending-config")
+def test_rollback(kuberay_version):
+    if kuberay_version.release.minor == 5:
+        raise InvariantViolationError("1", [violation("no_extra_clusters", "other")], Reverted())
+    if kuberay_version.release.minor == 6:
+        raise InvariantViolationError("1", [violation("pending_config_frozen_during_rollback", "pending")],
+                                      Reverted())
+"""
+
+
+def test_a_test_may_name_several_bugs_of_different_versions(pytester: pytest.Pytester) -> None:
+    """Before v1.6.0 there is no rollback (one bug), v1.6.x rolls back wrongly (another), v1.7.0 is fixed."""
+    pytester.makepyfile(TWO_BUGS)
+    result = pytester.runpytest("--kuberay-version=v1.5.1,v1.6.2,v1.7.0", "-rxX")
+    result.assert_outcomes(passed=1, xfailed=2)
+    out = result.stdout.str()
+    assert "bug abandoned-pending on v1.5.1: reproduced, as registered" in out
+    assert "bug rollback-pending-config on v1.6.2: reproduced, as registered" in out
