@@ -6,6 +6,8 @@ library code that the hooks call.
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +57,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini, help=option.help, default=None)
 
 
+def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for marker in _MARKERS:
         config.addinivalue_line("markers", marker)
+    # A CI timeout or `kill` sends SIGTERM, which would end the process without teardown and leave the
+    # local cluster's processes, mounts and network namespace behind: tear down as for Ctrl-C instead.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         config.stash[SETTINGS_KEY] = resolve_settings(config)
     except KubeRayTestError as exc:

@@ -41,7 +41,9 @@ def _marked(run_id: str) -> list[str]:
     return found
 
 
-def test_ctrl_c_mid_upgrade_leaves_nothing_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_mid_upgrade_leaves_nothing_behind(tmp_path: Path, signum: signal.Signals) -> None:
+    """Ctrl-C, or the SIGTERM of a CI timeout or ``kill``: the same teardown runs."""
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTEST_KUBERAY_RUNS": str(runs)}
     argv = [sys.executable, "-m", "pytest", "suites/incremental_upgrade", "-k", "keeps_old_serve_config and surge20",
@@ -65,7 +67,7 @@ def test_ctrl_c_mid_upgrade_leaves_nothing_behind(tmp_path: Path) -> None:
         else:
             pytest.fail("pytest ended before the upgrade was under way:\n" + "".join(output[-40:]))
         state = json.loads(next(runs.glob("*/state.json")).read_text())  # now with network and cgroups
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         rest, _ = child.communicate(timeout=240)
         output.append(rest)
     finally:
