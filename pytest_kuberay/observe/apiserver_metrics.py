@@ -17,11 +17,11 @@ from pytest_kuberay.observe.serve_probe import api_server_http
 
 __all__ = ["WRITE_VERBS", "parse_write_requests", "write_requests"]
 
-WRITE_VERBS = ("UPDATE", "PATCH")
+WRITE_VERBS = ("PUT", "PATCH")  # the API server labels requests with their HTTP verb
 
 
 def parse_write_requests(metrics_text: str, group: str, resource: str) -> int:
-    """Writes (``UPDATE``/``PATCH``, not of a subresource such as status) on ``group/resource`` so far."""
+    """Writes (``PUT``/``PATCH``, not of a subresource such as status) on ``group/resource`` so far."""
     total = 0.0
     for family in text_string_to_metric_families(metrics_text):
         if family.name != "apiserver_request":  # the parser drops a counter's _total suffix

@@ -47,6 +47,6 @@ def test_an_upgrade_strategy_without_a_type_is_served_without_panics(rayservice_
     panics_before = len(operator_panics(logs))
     timeline = record_for(deployed, 40, apply=untyped,
                           until=lambda s: len(operator_panics(logs)) > panics_before)
-    panics = no_operator_panics(logs, where="after removing upgradeStrategy.type")
-    InvariantViolationError.raise_if(panics[:1] if len(operator_panics(logs)) > panics_before else [], timeline)
+    InvariantViolationError.raise_if(
+        no_operator_panics(logs, where="after removing upgradeStrategy.type", since=panics_before), timeline)
     eventually(deployed.status, serving, timeout=60, interval=1, description="the RayService still serving")
