@@ -176,14 +176,18 @@ class Timeline:
         return next((s.pending_cluster for s in self.samples if s.pending_cluster), None)
 
     @cached_property
-    def clusters_ever(self) -> list[str]:
-        """Every RayCluster of the RayService seen in a status or as an object, in order of appearance."""
-        seen: dict[str, None] = {}
+    def cluster_first_seen(self) -> dict[str, float]:
+        """Every RayCluster of the RayService seen in a status or as an object -> when, in order of appearance."""
+        seen: dict[str, float] = {}
         for sample in self.samples:
             for name in [*(sample.status.clusters() if sample.status else []),
                          *(sample.objects.rayclusters if sample.objects and sample.objects.ok else ())]:
-                seen.setdefault(name, None)
-        return list(seen)
+                seen.setdefault(name, sample.t)
+        return seen
+
+    @property
+    def clusters_ever(self) -> list[str]:
+        return list(self.cluster_first_seen)
 
     def event_count(self, reason: str, at: Sample) -> int:
         """How often ``reason`` was emitted in the namespace up to sample ``at`` (0 if never)."""

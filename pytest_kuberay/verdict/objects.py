@@ -101,33 +101,15 @@ def route_matches_status(step: Step) -> list[Violation]:
     return []
 
 
-def _first_seen(timeline: Timeline) -> dict[str, Sample]:
-    seen: dict[str, Sample] = {}
-    for sample in timeline.samples:
-        for name in [*(sample.status.clusters() if sample.status else []),
-                     *(sample.objects.rayclusters if sample.objects and sample.objects.ok else ())]:
-            seen.setdefault(name, sample)
-    return seen
-
-
 def no_extra_clusters(step: Step) -> list[Violation]:
     """An upgrade creates one pending RayCluster, and a rollback none: any other cluster is a violation."""
     timeline = step.timeline
     allowed = {timeline.initial_active, timeline.first_pending}
-    violations = []
-    for name, sample in _first_seen(timeline).items():
-        if name in allowed or not (step.start <= sample.t <= step.end):
-            continue
-        violations.append(Violation(
-            "no_extra_clusters", step.label(), name,
-            f"a RayCluster beyond the upgrade's one pending cluster appeared at t={sample.t:.1f}s (clusters so "
-            f"far: {', '.join(n for n in timeline.clusters_ever if n in _first_seen_before(timeline, sample))})",
-            t=sample.t, role="other"))
-    return violations
-
-
-def _first_seen_before(timeline: Timeline, at: Sample) -> set[str]:
-    return {name for name, sample in _first_seen(timeline).items() if sample.t <= at.t}
+    first_seen = timeline.cluster_first_seen
+    return [Violation("no_extra_clusters", step.label(), name,
+                      f"a RayCluster beyond the upgrade's one pending cluster appeared at t={t:.1f}s (clusters so far: "
+                      f"{', '.join(n for n, seen in first_seen.items() if seen <= t)})", t=t, role="other")
+            for name, t in first_seen.items() if name not in allowed and step.start <= t <= step.end]
 
 
 def _config_at(timeline: Timeline, cluster: str, before: float) -> dict[str, dict[str, Any]] | None:
