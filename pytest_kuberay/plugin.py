@@ -189,7 +189,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and _version_of(item) is not None:
         from pytest_kuberay._support.phases import PHASES
 
-        PHASES.mark(f"verdict {item.nodeid}: {report.outcome}")
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome  # pytest says skipped
+        PHASES.mark(f"verdict {item.nodeid}: {outcome}")
     verdict = item.stash.get(BUG_KEY, None)
     if verdict is not None and report.when == "call" and hasattr(report, "wasxfail"):
         _fail_unless_the_bug(report, call, verdict)
