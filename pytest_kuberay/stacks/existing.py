@@ -32,6 +32,7 @@ import yaml
 
 from pytest_kuberay._support.apply import apply_manifests, load_manifests
 from pytest_kuberay._support.toolchain import ensure_component, operator_config_dir
+from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import gateway_api_crd_dir
 from pytest_kuberay.install.istio import IstioGateway, newest_gateway
@@ -481,9 +482,14 @@ class ExistingStack:
                 log.info("keeping CRD %s that pytest-kuberay created: %d objects of its kind exist", name, left)
                 return
             api.delete_custom_resource_definition(name)
+            # deletion finishes asynchronously (the CRD's cleanup finalizer): the run ends when it is gone
+            wait_for(lambda: _crd_exists(api, name), lambda exists: not exists, timeout=self.settings.timeout(60),
+                     description=f"CRD {name} deleted", interval=0.5)
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("could not delete CRD %s that pytest-kuberay created: %s", name, exc.reason)
+        except ProviderError as exc:
+            log.warning("%s", exc)
 
     def cleanup(self) -> None:
         """Delete the namespaces we created this session (labelled ours); keep CRDs, say what stays."""
@@ -503,6 +509,18 @@ class ExistingStack:
             self._istio.stop()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+def _crd_exists(api: Any, name: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api.read_custom_resource_definition(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def _custom_objects(handle: ClusterHandle, crd: dict[str, Any]) -> int:
