@@ -7,7 +7,7 @@ In a checkout they are the repo's top-level ``manifests/``, ``fixtures/serve_app
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from pathlib import Path
 
 __all__ = ["data_dir"]
@@ -16,12 +16,18 @@ _CHECKOUT = {"manifests": "manifests", "serve_apps": "fixtures/serve_apps", "too
 
 
 def data_dir(name: str) -> Path:
-    """``manifests``, ``serve_apps`` or ``toolchain``: the installed package's copy, else the checkout's."""
+    """``manifests``, ``serve_apps`` or ``toolchain``: the installed package's copy, else the checkout's.
+
+    The data directories carry no ``__init__.py``, so they are namespace packages: their directory is
+    the import spec's search location (``importlib.resources.files`` gives a MultiplexedPath for
+    them, which is not a filesystem path).
+    """
     try:
-        found = importlib.resources.files(f"pytest_kuberay.data.{name}")
-        path = Path(str(found))
+        spec = importlib.util.find_spec(f"pytest_kuberay.data.{name}")
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location)
         if path.is_dir():
             return path
-    except (ModuleNotFoundError, TypeError):
-        pass
     return Path(__file__).resolve().parents[1] / _CHECKOUT[name]
