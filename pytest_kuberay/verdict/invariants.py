@@ -17,10 +17,12 @@ from pytest_kuberay.observe.timeline import Sample, Step
 __all__ = [
     "CAPACITY_INVARIANTS",
     "CONFIG_INVARIANTS",
+    "SKIP",
     "Invariant",
     "Violation",
     "active_config_frozen",
     "capacity_within_surge",
+    "lasting_problem",
     "live_capacity_matches_status",
     "live_capacity_within_surge",
     "monotonic_progress",
@@ -163,6 +165,31 @@ def _live_tc(snap: ServeSnapshot) -> float:
     return 100.0 if snap.target_capacity is None else snap.target_capacity
 
 
+#: What a judge returns for a sample it cannot judge (neither fine nor a problem).
+SKIP = object()
+
+
+def lasting_problem(samples: list[Sample], judge: Callable[[Sample], object], grace: float
+                    ) -> tuple[float, Sample, str] | None:
+    """The first problem that lasts longer than ``grace``: (since, the sample that proves it, the problem).
+
+    ``judge(sample)`` returns None when the sample is fine, a message when it is not, or
+    :data:`SKIP` when it cannot tell (the sample neither starts nor ends a disagreement).
+    """
+    since: float | None = None
+    for sample in samples:
+        verdict = judge(sample)
+        if verdict is SKIP:
+            continue
+        if verdict is None:
+            since = None
+            continue
+        since = sample.t if since is None else since
+        if sample.t - since > grace:
+            return since, sample, str(verdict)
+    return None
+
+
 def live_capacity_matches_status(step: Step) -> list[Violation]:
     """A cluster's live ``target_capacity`` and its status TC never disagree for longer than one reconcile.
 
@@ -177,20 +204,20 @@ def live_capacity_matches_status(step: Step) -> list[Violation]:
     violations = []
     for role, cluster, want in (("active", step.active_cluster, active_tc),
                                 ("pending", step.pending_cluster, pending_tc)):
-        since: float | None = None  # when the current disagreement began
-        for sample, snap in _snapshots(step, cluster):
-            if not snap.apps or not sample.settled:
-                continue
+        def judge(sample: Sample, cluster: str | None = cluster, want: int = want, role: str = role) -> object:
+            snap = sample.snapshots.get(cluster or "")
+            if snap is None or not snap.ok or not snap.apps or not sample.settled:
+                return SKIP
             if abs(_live_tc(snap) - want) <= 0.01:
-                since = None
-                continue
-            since = sample.t if since is None else since
-            if sample.t - since > grace:
-                violations.append(Violation(
-                    "live_capacity_matches_status", step.label(), cluster,
-                    f"{role} cluster's live target_capacity is {snap.target_capacity} but its status says "
-                    f"{want}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=sample.t))
-                break
+                return None
+            return (f"{role} cluster's live target_capacity is {snap.target_capacity} but its status says "
+                    f"{want}")
+
+        found = lasting_problem(step.samples, judge, grace)
+        if found is not None:
+            since, sample, problem = found
+            violations.append(Violation("live_capacity_matches_status", step.label(), cluster,
+                                        f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=sample.t))
     return violations
 
 

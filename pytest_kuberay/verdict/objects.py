@@ -14,7 +14,7 @@ from typing import Any
 from pytest_kuberay.observe.config_diff import config_diff
 from pytest_kuberay.observe.serve_probe import config_fingerprint
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
-from pytest_kuberay.verdict.invariants import Violation, what_it_became
+from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_problem, what_it_became
 
 __all__ = [
     "OBJECT_INVARIANTS",
@@ -85,20 +85,17 @@ def _route_problem(sample: Sample) -> str | None:
 
 def route_matches_status(step: Step) -> list[Violation]:
     """The HTTPRoute's weights sum to 100 and equal the status's traffic split, within one reconcile."""
-    grace = step.timeline.reconcile_seconds + step.timeline.interval
-    since: float | None = None
-    for sample in step.samples:
+    def judge(sample: Sample) -> object:
         if not sample.settled or sample.objects is None or not sample.objects.ok:
-            continue
-        problem = _route_problem(sample)
-        if problem is None:
-            since = None
-            continue
-        since = sample.t if since is None else since
-        if sample.t - since > grace:
-            return [Violation("route_matches_status", step.label(), None,
-                              f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
-    return []
+            return SKIP
+        return _route_problem(sample)
+
+    found = lasting_problem(step.samples, judge, step.timeline.reconcile_seconds + step.timeline.interval)
+    if found is None:
+        return []
+    since, sample, problem = found
+    return [Violation("route_matches_status", step.label(), None,
+                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
 
 
 def no_extra_clusters(step: Step) -> list[Violation]:
@@ -163,21 +160,21 @@ def serve_service_keeps_endpoints(step: Step) -> list[Violation]:
     """After promotion ``<rayservice>-serve-svc`` keeps ready endpoints (B15: it can lose them all)."""
     if step.phase != "promoted":
         return []
-    grace = step.timeline.reconcile_seconds + step.timeline.interval
-    since: float | None = None
-    for sample in step.samples:
+
+    def judge(sample: Sample) -> object:
         objects = sample.objects
         if objects is None or not objects.ok:
-            continue
+            return SKIP
         if objects.serve_endpoints:
-            since = None
-            continue
-        since = sample.t if since is None else since
-        if sample.t - since > grace:
-            return [Violation("serve_service_keeps_endpoints", step.label(), None,
-                              f"the RayService's serve Service has {objects.serve_endpoints or 0} ready endpoints "
-                              f"after promotion, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
-    return []
+            return None
+        return f"the RayService's serve Service has {objects.serve_endpoints or 0} ready endpoints after promotion"
+
+    found = lasting_problem(step.samples, judge, step.timeline.reconcile_seconds + step.timeline.interval)
+    if found is None:
+        return []
+    since, sample, problem = found
+    return [Violation("serve_service_keeps_endpoints", step.label(), None,
+                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
 
 
 def no_write_churn(timeline: Timeline, resources: Sequence[str] = WRITE_RESOURCES, allowed: int = 1
