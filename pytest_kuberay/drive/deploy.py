@@ -18,6 +18,7 @@ from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
+from pytest_kuberay.observe.objects import httproute_name
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.providers.base import ClusterHandle
@@ -113,7 +114,7 @@ def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout:
 
 def _route_conditions(deployed: DeployedRayService) -> dict[str, str]:
     route = deployed.cluster.custom.get_namespaced_custom_object(
-        "gateway.networking.k8s.io", "v1", deployed.namespace, "httproutes", f"{deployed.name}-httproute")
+        "gateway.networking.k8s.io", "v1", deployed.namespace, "httproutes", httproute_name(deployed.name))
     parents = (route.get("status") or {}).get("parents", [])
     return {c["type"]: c["status"] for p in parents for c in p.get("conditions", [])}
 
@@ -136,7 +137,7 @@ def wait_gateway_ready(deployed: DeployedRayService, url: str | None, timeout: f
     eventually(lambda: _route_conditions(deployed),
                lambda c: c.get("Accepted") == "True" and c.get("ResolvedRefs") == "True",
                timeout=timeout, interval=1.0,
-               description=f"HTTPRoute {deployed.namespace}/{deployed.name}-httproute Accepted and ResolvedRefs")
+               description=f"HTTPRoute {deployed.namespace}/{httproute_name(deployed.name)} Accepted and ResolvedRefs")
     if url is not None:
         spec = deployed.traffic[0] if deployed.traffic else TrafficSpec("/")
         eventually(lambda: url, lambda u: _answers(u, spec), timeout=timeout, interval=1.0,

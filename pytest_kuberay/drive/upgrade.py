@@ -24,7 +24,7 @@ from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["TriggerOnce", "gateway_url", "record_upgrade", "serve_probe_factory"]
+__all__ = ["TriggerOnce", "gateway_url", "record_upgrade", "recorder_for", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ def gateway_url(stack: Any, deployed: DeployedRayService) -> str | None:
 
 def serve_probe_factory(deployed: DeployedRayService, timeout: float = 2.0) -> Callable[[str], ServeProbe]:
     return lambda cluster_name: deployed.serve_probe(cluster_name, timeout=timeout)
+
+
+def recorder_for(deployed: DeployedRayService, interval: float, plan: UpgradePlan | None,
+                 listeners: Sequence[SampleListener] = ()) -> TimelineRecorder:
+    """A recorder of the RayService's status, every cluster's live Serve state and the objects around it."""
+    probe_timeout = max(interval, 1.0)
+    return TimelineRecorder(KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name),
+                            serve_probe_factory(deployed, timeout=probe_timeout), interval=interval, plan=plan,
+                            listeners=list(listeners), probe_wait=probe_timeout,
+                            objects=KubernetesObjectSource(deployed.cluster, deployed.namespace, deployed.name))
 
 
 class TriggerOnce:
@@ -116,12 +126,7 @@ def record_upgrade(
     requests go through the Gateway the whole time and land in ``timeline.requests``.
     ``triggers`` act at chosen steps; ``until(initial_active)`` gives the end condition (default: promotion).
     """
-    source = KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name)
-    probe_timeout = max(interval, 1.0)
-    recorder = TimelineRecorder(source, serve_probe_factory(deployed, timeout=probe_timeout),
-                                interval=interval, plan=plan, listeners=[*listeners, *triggers],
-                                probe_wait=probe_timeout,
-                                objects=KubernetesObjectSource(deployed.cluster, deployed.namespace, deployed.name))
+    recorder = recorder_for(deployed, interval, plan, [*listeners, *triggers])
     initial = deployed.status()
     if initial.active is None:
         raise AssertionError(f"no active cluster to upgrade from: {describe_status(initial)}")

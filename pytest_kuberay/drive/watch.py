@@ -14,11 +14,9 @@ from typing import Any
 
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService
-from pytest_kuberay.drive.upgrade import serve_probe_factory
+from pytest_kuberay.drive.upgrade import recorder_for
 from pytest_kuberay.observe.apiserver_metrics import write_requests
-from pytest_kuberay.observe.objects import KubernetesObjectSource
-from pytest_kuberay.observe.rayservice_status import KubernetesStatusSource
-from pytest_kuberay.observe.timeline import Sample, Timeline, TimelineRecorder
+from pytest_kuberay.observe.timeline import Sample, Timeline
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
 __all__ = ["GATEWAY_RESOURCES", "record_for"]
@@ -44,10 +42,7 @@ def record_for(deployed: DeployedRayService, seconds: float, *, apply: dict[str,
                   for group, resource in count_writes}
         return {resource: count for resource, count in counts.items() if count is not None}
 
-    recorder = TimelineRecorder(KubernetesStatusSource(deployed.cluster.custom, deployed.namespace, deployed.name),
-                                serve_probe_factory(deployed, timeout=max(interval, 1.0)), interval=interval,
-                                plan=plan, probe_wait=max(interval, 1.0),
-                                objects=KubernetesObjectSource(deployed.cluster, deployed.namespace, deployed.name))
+    recorder = recorder_for(deployed, interval, plan)
     markers: dict[str, float] = {}
     writes_before = writes()
     with recorder.recording():

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["KubernetesObjectSource", "ObjectSnapshot", "ObjectSource", "RouteBackend", "parse_route_backends",
+__all__ = ["KubernetesObjectSource", "ObjectSnapshot", "ObjectSource", "RouteBackend", "httproute_name",
+           "parse_route_backends",
            "serve_service", "serve_service_cluster"]
 
 RAYCLUSTER_OWNER_LABEL = "ray.io/originated-from-cr-name"
@@ -22,6 +23,11 @@ RAYCLUSTER_OWNER_LABEL = "ray.io/originated-from-cr-name"
 def serve_service(rayservice: str) -> str:
     """The RayService-level Service that selects the active cluster's serving pods."""
     return f"{rayservice}-serve-svc"
+
+
+def httproute_name(rayservice: str) -> str:
+    """The HTTPRoute KubeRay makes for an incremental RayService."""
+    return f"{rayservice}-httproute"
 
 
 def serve_service_cluster(service: str) -> str | None:
@@ -100,7 +106,7 @@ class KubernetesObjectSource:
 
         try:
             route = self._cluster.custom.get_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", f"{self.name}-httproute")
+                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", httproute_name(self.name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
