@@ -160,7 +160,9 @@ def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRa
     ``manifest``: a YAML file or a dict (default: the shipped echo app). ``apps``: Serve app
     directories (name -> dir) shipped as ConfigMaps and mounted at ``/home/ray/apps/<name>``.
     The upgrade options override the manifest's; ``traffic`` says what to send through the
-    Gateway (its first route is the readiness check).
+    Gateway (its first route is the readiness check). ``gateway_class`` names another
+    GatewayClass than the cluster's: nothing then programs the Gateway, so its readiness is
+    not waited for (a Gateway that never becomes ready is what such a test is about).
     """
     from pytest_kuberay.drive.deploy import deploy_rayservice, wait_gateway_ready
     from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
@@ -168,13 +170,15 @@ def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRa
     from pytest_kuberay.workloads.manifest import images_of, prepare_rayservice
     from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, echo_rayservice
 
-    gateway_class = kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class
+    cluster_gateway_class = kuberay_settings.gateway_class or kuberay_cluster.handle.default_gateway_class
 
     def deploy(manifest: str | Path | Manifest | None = None, *,
                apps: Mapping[str, str | Path] | None = None, name: str | None = None,
                max_surge_percent: int | None = None, step_size_percent: int | None = None,
                interval_seconds: int | None = None,
-               traffic: TrafficSpec | Sequence[TrafficSpec] | None = None) -> DeployedRayService:
+               traffic: TrafficSpec | Sequence[TrafficSpec] | None = None,
+               gateway_class: str | None = None) -> DeployedRayService:
+        gateway_class = gateway_class or cluster_gateway_class
         try:
             if manifest is None:
                 options = IncrementalUpgradeOptions(
@@ -194,8 +198,9 @@ def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRa
             kuberay_cluster.provide_images(images_of(prepared))
             deployed = deploy_rayservice(kuberay_cluster.handle, prepared, timeout=kuberay_settings.timeout(600),
                                          apps=app_dirs, traffic=specs)
-            wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed),
-                               timeout=kuberay_settings.timeout(120))
+            if gateway_class == cluster_gateway_class:
+                wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed),
+                                   timeout=kuberay_settings.timeout(120))
         except KubeRayTestError as exc:
             _fail(exc)
         return deployed

@@ -174,6 +174,44 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             signature=(Signature("invalid_options_rejected", role="step-above-surge"),),
         ),
         KnownBug(
+            id="fast-rollback",
+            title="a revert applied before the pending RayCluster exists builds it from the reverted spec and "
+            "replaces the active cluster with an identical one",
+            affected=SpecifierSet(">=1.5.0,<1.7.0"),
+            look_for="a second cluster with the original spec, then a promotion: the active cluster's name changes",
+            link="https://github.com/ray-project/kuberay/pull/4989",
+            signature=(Signature("active_cluster_kept", after="revert-spec"),
+                       Signature("no_extra_clusters", after="revert-spec")),
+        ),
+        KnownBug(
+            id="pending-without-capacity",
+            title="with a Gateway that is not ready, the pending cluster's Serve apps are deployed without "
+            "target_capacity (at full size, beyond maxSurge)",
+            affected=SpecifierSet(">=1.5.0,<1.7.0"),
+            look_for="the pending cluster's live target_capacity is null (100%) while the active is at 100%",
+            link="https://github.com/ray-project/kuberay/pull/4601",
+            signature=(Signature("live_capacity_within_surge"),),
+        ),
+        KnownBug(
+            id="4777",
+            title="a non-integer target_capacity in serveConfigV2 stalls the upgrade (the de-dup check skips the "
+            "step's status update, and the same step is recomputed forever)",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="the status stays at the first step while the pending cluster's apps are RUNNING",
+            signature=(Signature("upgrade_progresses"),),
+        ),
+        KnownBug(
+            id="active-deleted",
+            title="deleting the active RayCluster makes the operator panic on every reconcile once the replacement "
+            "is ready, with the HTTPRoute left pointing at the deleted cluster",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="'Observed a panic' in the operator log after the delete; an HTTPRoute backend of a cluster "
+            "that is gone",
+            link="docs/bugs/active-deleted.md (in the pytest-kuberay repository)",
+            signature=(Signature("no_operator_panics", after="delete-active"),
+                       Signature("route_backends_exist", after="delete-active")),
+        ),
+        KnownBug(
             id="zero-step",
             title="stepSizePercent 0 passes validation: the upgrade starts and can never move traffic",
             affected=SpecifierSet(">=1.5.0"),

@@ -77,7 +77,8 @@ class RayServiceFactory(Protocol):
                  apps: Mapping[str, str | Path] | None = None, name: str | None = None,
                  max_surge_percent: int | None = None, step_size_percent: int | None = None,
                  interval_seconds: int | None = None,
-                 traffic: TrafficSpec | Sequence[TrafficSpec] | None = None) -> DeployedRayService: ...
+                 traffic: TrafficSpec | Sequence[TrafficSpec] | None = None,
+                 gateway_class: str | None = None) -> DeployedRayService: ...
 
 
 class Upgrade(Protocol):

@@ -18,7 +18,7 @@ from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
-from pytest_kuberay.observe.objects import httproute_name
+from pytest_kuberay.observe.objects import RAYCLUSTER_OWNER_LABEL, httproute_name
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.providers.base import ClusterHandle
@@ -61,6 +61,17 @@ class DeployedRayService:
         """A probe of one of its Ray clusters' live Serve state, through the API server (close it after use)."""
         return ServeProbe.via_api_server(cluster_name, self.namespace, head_service(cluster_name),
                                          self.cluster.api_client, timeout=timeout)
+
+    def rayclusters(self) -> list[str]:
+        """The names of the RayClusters the operator made for it (by their owner label)."""
+        listed = self.cluster.custom.list_namespaced_custom_object(
+            "ray.io", "v1", self.namespace, "rayclusters", label_selector=f"{RAYCLUSTER_OWNER_LABEL}={self.name}")
+        return [item["metadata"]["name"] for item in listed.get("items", [])]
+
+    def delete_raycluster(self, cluster_name: str) -> None:
+        """Delete one of its RayClusters, as a failure would (a mistaken kubectl delete, a cleanup job)."""
+        self.cluster.custom.delete_namespaced_custom_object("ray.io", "v1", self.namespace, "rayclusters",
+                                                            cluster_name)
 
     def apply(self, manifest: dict[str, Any]) -> None:
         """Server-side apply a new spec (an upgrade trigger), remembering the old one."""

@@ -24,7 +24,7 @@ from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["TriggerOnce", "gateway_url", "record_upgrade", "recorder_for", "serve_probe_factory"]
+__all__ = ["TriggerOnce", "gateway_url", "promoted_or_stalled", "record_upgrade", "recorder_for", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,36 @@ def _promoted_from(initial_active: str) -> Callable[[RayServiceStatus], str]:
         return serving(status)
 
     return check
+
+
+def promoted_or_stalled(stall_seconds: float) -> Callable[[str], Callable[[RayServiceStatus], str]]:
+    """End an upgrade's recording at promotion, or once it has not stepped for ``stall_seconds``.
+
+    A stuck upgrade would otherwise be recorded until the upgrade timeout; stopping early
+    leaves the judging to an invariant (``upgrade_progresses``) that says where it stuck.
+    The clock starts when the pending cluster's apps are all RUNNING.
+    """
+    def until(initial_active: str) -> Callable[[RayServiceStatus], str]:
+        promoted = _promoted_from(initial_active)
+        seen: dict[str, Any] = {"key": None, "since": None}
+
+        def check(status: RayServiceStatus) -> str:
+            reason = promoted(status)
+            if not reason:
+                return ""
+            apps = status.pending.app_statuses if status.pending else {}
+            if not apps or any(s != "RUNNING" for s in apps.values()):
+                return reason
+            now = time.monotonic()
+            if status.step_key != seen["key"] or seen["since"] is None:
+                seen.update(key=status.step_key, since=now)
+            if now - seen["since"] > stall_seconds:
+                return ""
+            return f"{reason} (at step {status.step_key} for {now - seen['since']:.0f}s)"
+
+        return check
+
+    return until
 
 
 def record_upgrade(

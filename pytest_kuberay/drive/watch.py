@@ -19,21 +19,27 @@ from pytest_kuberay.observe.apiserver_metrics import write_requests
 from pytest_kuberay.observe.timeline import Sample, Timeline
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["GATEWAY_RESOURCES", "record_for"]
+__all__ = ["GATEWAY_RESOURCES", "Action", "record_for"]
 
 
 #: What the operator writes besides the RayService's clusters: counted by :func:`record_for`.
 GATEWAY_RESOURCES = (("gateway.networking.k8s.io", "gateways"), ("gateway.networking.k8s.io", "httproutes"))
 
 
-def record_for(deployed: DeployedRayService, seconds: float, *, apply: dict[str, Any] | None = None,
+#: A change made while recording: it gets ``mark(name)``, which puts a marker on the timeline at that instant.
+Action = Callable[[Callable[[str], None]], None]
+
+
+def record_for(deployed: DeployedRayService, seconds: float, *, apply: dict[str, Any] | Action | None = None,
                plan: UpgradePlan | None = None, interval: float = 1.0,
                until: Callable[[Sample], bool] | None = None,
                count_writes: Sequence[tuple[str, str]] = GATEWAY_RESOURCES) -> Timeline:
     """Record for ``seconds`` (less if ``until(sample)`` holds), after applying ``apply`` if given.
 
-    The recording starts before the change so the state it changes is on record; the
-    change's time is the timeline's ``change applied`` marker. The API server's write counts
+    ``apply`` is a manifest to apply, or an action (delete a cluster, apply two specs in a race)
+    called with ``mark(name)`` to put its own markers on the timeline. The recording starts
+    before the change so the state it changes is on record; the change's time is the
+    timeline's ``change applied`` marker. The API server's write counts
     of ``count_writes`` are read before and after (``timeline.writes``; absent without
     access to ``/metrics``).
     """
@@ -49,8 +55,14 @@ def record_for(deployed: DeployedRayService, seconds: float, *, apply: dict[str,
         eventually(recorder.latest, lambda s: s is not None, timeout=30, interval=0.1,
                    description="a first sample before the change")
         if apply is not None:
-            markers["change applied"] = time.monotonic() - recorder.t0
-            deployed.apply(apply)
+            def mark(name: str) -> None:
+                markers[name] = time.monotonic() - recorder.t0
+
+            mark("change applied")
+            if callable(apply):
+                apply(mark)
+            else:
+                deployed.apply(apply)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             latest = recorder.latest()

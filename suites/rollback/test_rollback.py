@@ -9,14 +9,22 @@ redeploys the pending cluster with the reverted config (``rollback-pending-confi
 
 from __future__ import annotations
 
+import copy
+import time
+
 import pytest
 
 from pytest_kuberay import (
     OBJECT_INVARIANTS,
     ROLLBACK_TRIGGER,
+    InvariantViolationError,
     TriggerOnce,
+    active_cluster_kept,
     active_config_frozen,
+    eventually,
+    no_extra_clusters,
     pending_config_frozen_during_rollback,
+    record_for,
     requests_succeed,
     serving,
 )
@@ -70,3 +78,68 @@ def test_rollback_returns_to_the_original_cluster(rayservice, upgrade):
     assert {s.active_cluster for s in timeline.samples if s.active_cluster} == {initial}, "the active cluster changed"
     final = timeline.samples[-1].status
     assert final is not None and final.step_key == (100, 0, 0)
+
+
+#: After the revert: long enough for a pending cluster built from it to start and be promoted (the bug).
+FAST_ROLLBACK_SECONDS = 240
+#: A correct operator drops the pending within a few reconciles; past this the original is judged kept.
+FAST_ROLLBACK_SETTLE = 45
+
+
+class FastRevert:
+    """Starts an upgrade and reverts it as soon as the status names a pending cluster, before it is created.
+
+    The operator names the pending cluster in one reconcile and creates it in the next (a
+    requeue of about 2 s later), so the revert lands in between when it follows the status
+    closely: the window of bug ``fast-rollback``.
+    """
+
+    def __init__(self, rayservice):
+        self.rayservice = rayservice
+        self.original = rayservice.manifest
+        self.reverted_at: float | None = None
+        self.pending: str | None = None
+
+    def upgraded(self):
+        manifest = copy.deepcopy(self.original)
+        for group in manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
+            for container in group["template"]["spec"]["containers"]:
+                container.setdefault("env", []).append({"name": "PYTEST_KUBERAY_UPGRADE", "value": "fast-rollback"})
+        return manifest
+
+    def __call__(self, mark) -> None:
+        self.rayservice.apply(self.upgraded())
+        status = eventually(self.rayservice.status, lambda s: s.pending is not None, timeout=60, interval=0.05,
+                            description="the pending cluster's name in the RayService status")
+        self.pending = status.pending.cluster
+        self.rayservice.apply(self.original)
+        mark(ROLLBACK_TRIGGER)
+        self.reverted_at = time.monotonic()
+        if self.pending in self.rayservice.rayclusters():
+            mark("the pending RayCluster existed before the revert")
+
+    def done(self, initial: str):
+        def until(sample) -> bool:
+            if sample.active_cluster not in (None, initial):
+                return True  # replaced: the invariants say so
+            settled = self.reverted_at is not None and time.monotonic() - self.reverted_at > FAST_ROLLBACK_SETTLE
+            return settled and sample.pending_cluster is None and not serving(sample.status)
+
+        return until
+
+
+@pytest.mark.kuberay_bug("fast-rollback")
+def test_a_revert_before_the_pending_cluster_exists_keeps_the_active_cluster(rayservice):
+    initial = rayservice.status().active.cluster
+    revert = FastRevert(rayservice)
+    timeline = record_for(rayservice, FAST_ROLLBACK_SECONDS, apply=revert, until=revert.done(initial))
+    assert "the pending RayCluster existed before the revert" not in timeline.markers, (
+        f"the revert came after {revert.pending} was created: this run did not hit the fast-rollback window")
+    violations = active_cluster_kept(timeline, after=ROLLBACK_TRIGGER)
+    for step in timeline.steps:
+        violations += no_extra_clusters(step)
+    InvariantViolationError.raise_if(violations, timeline)
+    final = timeline.samples[-1]
+    assert final.pending_cluster is None and not serving(final.status), (
+        f"{FAST_ROLLBACK_SETTLE}s after the revert the RayService is not back to serving from {initial} alone: "
+        f"{final.status}")

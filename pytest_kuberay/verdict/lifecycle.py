@@ -1,0 +1,87 @@
+"""Invariants on the RayService's clusters over a whole recording: who stays active, what the route points at,
+and whether an upgrade keeps moving.
+
+These catch the bugs where every single sample looks plausible but the story does not:
+a revert that still replaces the active cluster (B2), a route left pointing at a cluster
+that is gone (B16), an upgrade that silently stops stepping (B14).
+"""
+
+from __future__ import annotations
+
+from pytest_kuberay.observe.timeline import Sample, Step, Timeline
+from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_problem
+
+__all__ = ["active_cluster_kept", "route_backends_exist", "upgrade_progresses"]
+
+
+def active_cluster_kept(timeline: Timeline, after: str | None = None) -> list[Violation]:
+    """The cluster active at the start stays active (after the marker ``after``, if given, e.g. a revert).
+
+    A revert to the running spec must not replace the active cluster: its config is already
+    the one asked for (B2, "fast rollback" building a second cluster from the reverted spec).
+    """
+    initial = timeline.initial_active
+    since = timeline.markers.get(after, 0.0) if after else 0.0
+    if after is not None and after not in timeline.markers:
+        return []
+    for sample in timeline.samples:
+        if sample.t < since or sample.active_cluster in (None, initial):
+            continue
+        where = f", {sample.t - since:.1f}s after {after}" if after else ""
+        return [Violation("active_cluster_kept", f"t={sample.t:.1f}s", sample.active_cluster,
+                          f"the active cluster changed from {initial} to {sample.active_cluster} at t={sample.t:.1f}s"
+                          f"{where}", t=sample.t, role="active")]
+    return []
+
+
+def _dangling(sample: Sample) -> object:
+    objects = sample.objects
+    if objects is None or not objects.ok or objects.route is None:
+        return SKIP
+    existing = set(objects.rayclusters)
+    gone = [f"{b.service} (weight {b.weight})" for b in objects.route
+            if b.cluster and b.cluster not in existing and (b.weight is None or b.weight > 0)]
+    if not gone:
+        return None
+    return f"the HTTPRoute sends traffic to the Service of a RayCluster that does not exist: {', '.join(gone)}"
+
+
+def route_backends_exist(step: Step) -> list[Violation]:
+    """Every HTTPRoute backend with weight belongs to a RayCluster that exists, within one reconcile (B16)."""
+    found = lasting_problem(step.samples, _dangling, step.timeline.reconcile_seconds + step.timeline.interval)
+    if found is None:
+        return []
+    since, sample, problem = found
+    return [Violation("route_backends_exist", step.label(), None,
+                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
+
+
+def _pending_ready(sample: Sample) -> bool:
+    pending = sample.status.pending if sample.status else None
+    return bool(pending and pending.app_statuses and all(s == "RUNNING" for s in pending.app_statuses.values()))
+
+
+def upgrade_progresses(timeline: Timeline, within: float) -> list[Violation]:
+    """Once the pending cluster's apps run, the status takes a step at least every ``within`` seconds.
+
+    An upgrade that stops moving is stuck for good (B14: a fractional ``target_capacity`` in the
+    Serve config makes the operator skip the step's status update and recompute it forever).
+    """
+    last_change: float | None = None
+    last_key = None
+    for sample in timeline.samples:
+        if sample.status is None or sample.pending_cluster is None:
+            last_change = None
+            continue
+        if not _pending_ready(sample) and last_change is None:
+            continue
+        if last_change is None or sample.key != last_key:
+            last_change, last_key = sample.t, sample.key
+            continue
+        if sample.t - last_change > within:
+            return [Violation(
+                "upgrade_progresses", f"step {last_key}", sample.pending_cluster,
+                f"the upgrade has not moved from step {last_key} (active TC, pending TC, pending traffic) for "
+                f"{sample.t - last_change:.0f}s since t={last_change:.1f}s, with the pending cluster's apps RUNNING",
+                t=last_change, role="pending")]
+    return []
