@@ -9,8 +9,9 @@ VERSIONS ?= v1.5.0,v1.5.1
 SUITES ?= suites
 DEBIAN_PINS := toolchain/debian-packages.txt
 STAMP := $(VENV)/.installed
+comma := ,
 
-.PHONY: setup test unit lint e2e repro bench bench-local bench-e2e bench-verdict toolchain toolchain-all wheel-check clean
+.PHONY: setup test unit lint e2e conformance repro bench bench-local bench-e2e bench-verdict toolchain toolchain-all wheel-check clean
 
 $(STAMP): pyproject.toml $(DEBIAN_PINS)
 	@bash toolchain/install-debian-packages.sh $(DEBIAN_PINS)
@@ -38,6 +39,24 @@ unit: $(STAMP)
 ## the conformance suites against a real cluster (provider: auto = kind if Docker answers, else local)
 e2e: toolchain
 	$(PYTEST) $(SUITES) --kuberay-version=$(VERSIONS) -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+CONFORMANCE_VERSIONS ?= v1.5.0,v1.5.1,v1.6.0,v1.6.1,v1.6.2
+CONFORMANCE_DIR ?= kuberay-artifacts/conformance
+## every suite x every buildable release, one pytest run (and cluster) per version, then docs/conformance.md.
+## SOURCE=<kuberay checkout> SOURCE_VERSION=v1.7.0 adds a column built from that checkout. A failing
+## column does not stop the others: the table shows what each version did.
+conformance: $(STAMP)
+	$(MAKE) toolchain VERSIONS=$(CONFORMANCE_VERSIONS) VERSION=$(firstword $(subst $(comma), ,$(CONFORMANCE_VERSIONS)))
+	@set -uo pipefail; mkdir -p $(CONFORMANCE_DIR); runs=(); sources=(); \
+	for v in $(subst $(comma), ,$(CONFORMANCE_VERSIONS)); do \
+	  $(PYTEST) $(SUITES) --kuberay-version=$$v --kuberay-artifacts=$(CONFORMANCE_DIR)/$$v -p no:cacheprovider \
+	    -rxX $(PYTEST_ARGS) 2>&1 | tee $(CONFORMANCE_DIR)/$$v.log; runs+=($(CONFORMANCE_DIR)/$$v); done; \
+	if [ -n "$(SOURCE)" ]; then \
+	  $(PYTEST) $(SUITES) --kuberay-version=$(SOURCE_VERSION) --kuberay-source=$(SOURCE) \
+	    --kuberay-artifacts=$(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source -p no:cacheprovider -rxX $(PYTEST_ARGS) 2>&1 \
+	    | tee $(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source.log; runs+=($(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source); \
+	  sources+=(--source "$(SOURCE_VERSION)=built from the checkout $(SOURCE)"); fi; \
+	$(VENV)/bin/pytest-kuberay conformance "$${runs[@]}" "$${sources[@]}" --out docs/conformance.md
 
 ## reproduce bug 4189 on one version (maxSurge 20/stepSize 20): prints the verdict and the artifact paths
 repro: toolchain

@@ -179,6 +179,7 @@ def _parser() -> _Parser:
     down.add_argument("run", nargs="*", help="run ids (default: every kept cluster)")
     down.set_defaults(func=cluster_down)
     sub.add_parser("toolchain", help="build (or reuse) the local provider's binaries (see its own --help)")
+    sub.add_parser("conformance", help="merge runs' conformance.json into docs/conformance.md (see its --help)")
     reaper = sub.add_parser("reap", help="remove what killed runs left: processes, networks, cgroups, directories")
     reaper.set_defaults(func=reap)
     return parser
@@ -190,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_kuberay._support.toolchain import main as toolchain_main
 
         return toolchain_main(argv[1:], prog="pytest-kuberay toolchain")
+    if argv[:1] == ["conformance"]:
+        from pytest_kuberay.report.conformance import main as conformance_main
+
+        return conformance_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:

@@ -62,10 +62,9 @@ def kuberay_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture
 def kuberay_artifacts(request: pytest.FixtureRequest, kuberay_settings: Settings) -> Path:
     """A directory for this test's artifacts (timeline JSON, plots, logs), named after the test."""
-    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", request.node.nodeid).strip("_")[:150]
-    path = kuberay_settings.artifacts_dir / safe
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    from pytest_kuberay.report.artifacts import test_artifacts_dir
+
+    return test_artifacts_dir(kuberay_settings.artifacts_dir, request.node.nodeid)
 
 
 def _fail(exc: KubeRayTestError) -> None:

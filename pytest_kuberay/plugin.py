@@ -6,6 +6,7 @@ library code that the hooks call.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from pytest_kuberay.settings import OPTIONS, SETTINGS_KEY, Settings, resolve_set
 from pytest_kuberay.versions import KubeRayVersion
 
 pytest_plugins = ["pytest_kuberay.fixtures"]
+
+log = logging.getLogger(__name__)
 
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 BUG_KEY = pytest.StashKey["BugVerdict"]()
@@ -44,6 +47,7 @@ class BugVerdict:
     bug: KnownBug
     version: KubeRayVersion
     expected_to_fail: bool
+    marked: tuple[str, ...] = ()  # every bug the test is marked with, the deciding one among them
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,7 +121,7 @@ def _apply_bug_marker(item: pytest.Item, settings: Settings, registry: dict[str,
     affecting = [(bug, affected) for bug, affected in marked if bug.affects(version, affected)]
     bug, _ = affecting[0] if affecting else marked[0]
     expected = bool(affecting) and not settings.ignore_known_bugs
-    item.stash[BUG_KEY] = BugVerdict(bug, version, expected)
+    item.stash[BUG_KEY] = BugVerdict(bug, version, expected, tuple(b.id for b, _ in marked))
     if expected:
         item.add_marker(pytest.mark.xfail(reason=bug.xfail_reason(version), strict=True,
                                           raises=InvariantViolationError))
@@ -192,11 +196,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome  # pytest says skipped
         PHASES.mark(f"verdict {item.nodeid}: {outcome}")
     verdict = item.stash.get(BUG_KEY, None)
+    if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(InvariantViolationError):
+        _plot_unsaved_timeline(item, call.excinfo.value)  # type: ignore[arg-type]
     if verdict is not None and report.when == "call" and hasattr(report, "wasxfail"):
         _fail_unless_the_bug(report, call, verdict)
     item.stash.setdefault(REPORT_KEY, {})[report.when] = report
     _summary(item.config).record(item, call, report, verdict)
     return report
+
+
+def _plot_unsaved_timeline(item: pytest.Item, error: InvariantViolationError) -> None:
+    """A recording that failed a test but was never saved (``record_for``) is plotted now, as evidence."""
+    if error.timeline is None or any(k == "kuberay_plot" for k, _ in item.user_properties):
+        return
+    from pytest_kuberay.report.artifacts import save_timeline, test_artifacts_dir
+
+    version = _version_of(item)
+    title = f"KubeRay {version.label if version else '?'}: {item.name}"
+    try:
+        json_path, png_path = save_timeline(error.timeline, test_artifacts_dir(
+            settings_of(item.config).artifacts_dir, item.nodeid), title)
+    except Exception as exc:  # evidence must never hide the failure itself
+        log.warning("could not save the failing recording of %s: %s", item.nodeid, exc)
+        return
+    item.user_properties += [("kuberay_timeline", str(json_path)), ("kuberay_plot", str(png_path))]
 
 
 def _fail_unless_the_bug(report: pytest.TestReport, call: pytest.CallInfo[None], verdict: BugVerdict) -> None:
@@ -225,8 +248,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Where the session's time went (phases.json in the artifacts), after every fixture was torn down."""
     from pytest_kuberay._support.phases import PHASES
 
+    summary = _summary(session.config)
+    if not PHASES.phases and not summary.results:
+        return
+    artifacts = settings_of(session.config).artifacts_dir
     if PHASES.phases:
-        PHASES.write(settings_of(session.config).artifacts_dir / "phases.json")
+        PHASES.write(artifacts / "phases.json")
+    summary.write_json(artifacts / "conformance.json")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

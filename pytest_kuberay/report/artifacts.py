@@ -7,13 +7,14 @@ YAML reads like what was applied.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["collect_failure_artifacts", "save_timeline"]
+__all__ = ["collect_failure_artifacts", "save_timeline", "test_artifacts_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,14 @@ _CUSTOM = (
     ("gateway.networking.k8s.io", "v1", "gateways"),
     ("gateway.networking.k8s.io", "v1", "httproutes"),
 )
+
+
+def test_artifacts_dir(root: Path, nodeid: str) -> Path:
+    """One test's artifacts directory under ``root``, named after its node id (created)."""
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", nodeid).strip("_")[:150]
+    path = root / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def save_timeline(timeline: Any, directory: Path, title: str) -> tuple[Path, Path]:

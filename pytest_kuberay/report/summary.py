@@ -8,8 +8,10 @@ diff.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +45,29 @@ class TestResult:
     violation: Any = None  # the first Violation, when an invariant failed
     artifacts: tuple[str, ...] = ()
     ray_versions: str = ""  # what the Ray clusters reported, e.g. "2.46.0"
+    marked: tuple[str, ...] = ()  # every bug id the test is marked with
+    error_line: str = ""  # the first line of a failure that is not an invariant violation
+
+    @property
+    def bug_state(self) -> str:
+        """What the run says about the deciding bug (see :data:`BUG_STATES`); empty for an unmarked test."""
+        if self.bug is None or self.bug_outcome is None:
+            return ""
+        return BUG_STATES[(self.expected_to_fail, self.bug_outcome)]
+
+    @property
+    def evidence(self) -> str:
+        """One line a reader can check: the first violation, else the failure's first line."""
+        if self.violation is not None:
+            return str(self.violation).splitlines()[0].strip()
+        return self.error_line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"test": self.test, "version": self.version, "outcome": self.outcome,
+                "bug": self.bug.id if self.bug else None, "marked": list(self.marked),
+                "expected_to_fail": self.expected_to_fail, "bug_outcome": self.bug_outcome,
+                "bug_state": self.bug_state, "evidence": self.evidence, "artifacts": list(self.artifacts),
+                "ray_versions": self.ray_versions}
 
 
 def _row_name(item: pytest.Item, version: KubeRayVersion) -> str:
@@ -83,9 +108,12 @@ class SessionSummary:
                 result.violation = violations[0] if violations else None
         elif report.when == "teardown" and report.failed and result.outcome == "passed":
             result.outcome = "error"
+        if report.failed and not result.error_line:
+            result.error_line = next((ln.strip() for ln in report.longreprtext.splitlines() if ln.strip()), "")[:300]
         if bug_verdict is not None and report.when == "call" and result.outcome != "skipped":
             result.bug = bug_verdict.bug
             result.expected_to_fail = bug_verdict.expected_to_fail
+            result.marked = bug_verdict.marked
             if call.excinfo is None:
                 result.bug_outcome = "passed"
             elif call.excinfo.errisinstance(InvariantViolationError):
@@ -115,6 +143,14 @@ class SessionSummary:
         if result.outcome == "xfail" and result.bug is not None:
             return f"xfail #{result.bug.id}"
         return result.outcome
+
+    def write_json(self, path: Path) -> Path | None:
+        """Every result as JSON (``conformance.json``): what ``pytest-kuberay conformance`` builds its table from."""
+        if not self.results:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([r.as_dict() for r in self.results.values()], indent=1) + "\n")
+        return path
 
     def write(self, section: Callable[[str], None], line: Callable[[str], None]) -> None:
         if not self.results:
