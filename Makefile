@@ -101,3 +101,9 @@ bench-local: $(STAMP)
 
 clean:
 	rm -rf $(VENV) kuberay-artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+## operator mutants: v1.7.0's source with one fault each, and the suite test that must catch it (tools/mutants/,
+## docs/mutants.md). MUTANT_ARGS="--only NAME" runs one, "--list" lists them. Needs root and /tmp/kuberay-v1.7.0.
+.PHONY: mutants
+mutants:
+	$(VENV)/bin/python tools/mutants/run.py $(MUTANT_ARGS)
