@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_kuberay._support import toolchain as tc
+from pytest_kuberay._support.toolchain.operator import operator_module_dir
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,8 @@ def _function(source: str, name: str) -> str:
 def test_pr4212_build_step_turns_v150_into_v151() -> None:
     """On the real sources, v1.5.0 + our PR 4212 step equals v1.5.1's function (apart from a comment)."""
     rel = Path(tc.KNOWN_PATCHES[4212].path)
-    v150 = (tc._operator_module_dir("v1.5.0") / rel).read_text()
-    v151 = (tc._operator_module_dir("v1.5.1") / rel).read_text()
+    v150 = (operator_module_dir("v1.5.0") / rel).read_text()
+    v151 = (operator_module_dir("v1.5.1") / rel).read_text()
     patched = _function(tc.patch_pr4212(v150), "applyServeTargetCapacity")
     upstream = _function(v151, "applyServeTargetCapacity")
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_kuberay._support import toolchain as tc
+from pytest_kuberay._support.toolchain.operator import resolve_operator_source
+from pytest_kuberay._support.toolchain.recipes import go_version_tuple
 from pytest_kuberay.errors import ToolchainError
 
 # A hand-written function with the shape of v1.5.0's applyServeTargetCapacity: the call to remove
@@ -146,7 +148,7 @@ def test_kubernetes_go_mod_replaces_staging_with_matching_version() -> None:
     [("go1.26.8", "1.25.0", True), ("go1.25", "1.25.0", True), ("go1.24.3", "1.25", False)],
 )
 def test_go_version_comparison(have: str, need: str, ok: bool) -> None:
-    assert (tc._go_version_tuple(have) >= tc._go_version_tuple(need)) is ok
+    assert (go_version_tuple(have) >= go_version_tuple(need)) is ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,10 +207,10 @@ def _fake_checkout(root: Path) -> Path:
 
 def test_operator_source_accepts_repo_root_or_operator_dir(tmp_path: Path) -> None:
     op = _fake_checkout(tmp_path)
-    assert tc._resolve_operator_source(tmp_path) == op.resolve()
-    assert tc._resolve_operator_source(op) == op.resolve()
+    assert resolve_operator_source(tmp_path) == op.resolve()
+    assert resolve_operator_source(op) == op.resolve()
     with pytest.raises(ToolchainError, match="not a KubeRay checkout"):
-        tc._resolve_operator_source(tmp_path / "ray-operator" / "controllers")
+        resolve_operator_source(tmp_path / "ray-operator" / "controllers")
 
 
 def test_source_hash_changes_with_go_files_only(tmp_path: Path) -> None:
