@@ -18,7 +18,7 @@ from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.install.gateway import TRAEFIK_CONTROLLER, gateway_class
-from pytest_kuberay.install.helm import Helm
+from pytest_kuberay.install.helm_cli import Helm
 from pytest_kuberay.providers.base import ClusterHandle
 from pytest_kuberay.providers.namespaces import ensure_managed_namespace
 

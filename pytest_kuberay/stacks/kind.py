@@ -34,11 +34,8 @@ from pytest_kuberay._support.toolchain import cache_root
 from pytest_kuberay.data_paths import data_dir
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.install.gateway import install_gateway_api
-from pytest_kuberay.install.helm import (
-    HELM_MISSING,
-    Helm,
-    HelmOperator,
-)
+from pytest_kuberay.install.helm import HelmOperator
+from pytest_kuberay.install.helm_cli import HELM_MISSING, Helm
 from pytest_kuberay.install.istio import ISTIOCTL_MISSING, KUBECTL_MISSING, IstioGateway
 from pytest_kuberay.install.kuberay import (
     OperatorProcess,
