@@ -23,6 +23,7 @@ __all__ = [
     "active_config_frozen",
     "capacity_within_surge",
     "lasting_problem",
+    "lasting_violation",
     "live_capacity_matches_status",
     "live_capacity_within_surge",
     "monotonic_progress",
@@ -189,6 +190,15 @@ def lasting_problem(samples: list[Sample], judge: Callable[[Sample], object], gr
             return since, sample, str(verdict)
     return None
 
+
+def lasting_violation(invariant: str, step: Step, judge: Callable[[Sample], object]) -> list[Violation]:
+    """``judge``'s first problem in ``step`` that outlasts one reconcile and a sampling interval, as a violation."""
+    found = lasting_problem(step.samples, judge, step.timeline.reconcile_seconds + step.timeline.interval)
+    if found is None:
+        return []
+    since, sample, problem = found
+    return [Violation(invariant, step.label(), None,
+                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
 
 def live_capacity_matches_status(step: Step) -> list[Violation]:
     """A cluster's live ``target_capacity`` and its status TC never disagree for longer than one reconcile.

@@ -9,7 +9,7 @@ that is gone (B16), an upgrade that silently stops stepping (B14).
 from __future__ import annotations
 
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
-from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_problem
+from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_violation
 
 __all__ = ["active_cluster_kept", "route_backends_exist", "upgrade_progresses"]
 
@@ -48,12 +48,7 @@ def _dangling(sample: Sample) -> object:
 
 def route_backends_exist(step: Step) -> list[Violation]:
     """Every HTTPRoute backend with weight belongs to a RayCluster that exists, within one reconcile (B16)."""
-    found = lasting_problem(step.samples, _dangling, step.timeline.reconcile_seconds + step.timeline.interval)
-    if found is None:
-        return []
-    since, sample, problem = found
-    return [Violation("route_backends_exist", step.label(), None,
-                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
+    return lasting_violation("route_backends_exist", step, _dangling)
 
 
 def _pending_ready(sample: Sample) -> bool:

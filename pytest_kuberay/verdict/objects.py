@@ -14,7 +14,7 @@ from typing import Any
 from pytest_kuberay.observe.config_diff import config_diff
 from pytest_kuberay.observe.serve_probe import config_fingerprint
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
-from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_problem, what_it_became
+from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_violation, what_it_became
 
 __all__ = [
     "OBJECT_INVARIANTS",
@@ -90,12 +90,7 @@ def route_matches_status(step: Step) -> list[Violation]:
             return SKIP
         return _route_problem(sample)
 
-    found = lasting_problem(step.samples, judge, step.timeline.reconcile_seconds + step.timeline.interval)
-    if found is None:
-        return []
-    since, sample, problem = found
-    return [Violation("route_matches_status", step.label(), None,
-                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
+    return lasting_violation("route_matches_status", step, judge)
 
 
 def no_extra_clusters(step: Step) -> list[Violation]:
@@ -169,12 +164,7 @@ def serve_service_keeps_endpoints(step: Step) -> list[Violation]:
             return None
         return f"the RayService's serve Service has {objects.serve_endpoints or 0} ready endpoints after promotion"
 
-    found = lasting_problem(step.samples, judge, step.timeline.reconcile_seconds + step.timeline.interval)
-    if found is None:
-        return []
-    since, sample, problem = found
-    return [Violation("serve_service_keeps_endpoints", step.label(), None,
-                      f"{problem}, for {sample.t - since:.1f}s (since t={since:.1f}s)", t=since)]
+    return lasting_violation("serve_service_keeps_endpoints", step, judge)
 
 
 def no_write_churn(timeline: Timeline, resources: Sequence[str] = WRITE_RESOURCES, allowed: int = 1
