@@ -262,14 +262,7 @@ class LocalControlPlane:
             ]
 
         with self._admin_http() as api:
-            self._start_component(
-                "kube-apiserver",
-                argv,
-                lambda: api.get(f"{self.api_url}/readyz").text.strip(),
-                lambda body: body == "ok",
-                "kube-apiserver GET /readyz to answer ok",
-                deadline,
-            )
+            self._start_until_ready("kube-apiserver", argv, api, lambda: self.api_url, deadline)
 
     def _start_controller_manager(self, binary: Path, api: httpx.Client, deadline: float) -> None:
         pki = self.pki
@@ -336,14 +329,20 @@ class LocalControlPlane:
 
         # Its serving cert is self-signed in memory; /readyz is public (always-allow path) and on loopback.
         with httpx.Client(timeout=5.0, verify=False) as http:
-            self._start_component(
-                "kube-scheduler",
-                argv,
-                lambda: http.get(f"https://127.0.0.1:{self._scheduler_port}/readyz").text.strip(),
-                lambda body: body == "ok",
-                "kube-scheduler GET /readyz to answer ok",
-                deadline,
-            )
+            self._start_until_ready("kube-scheduler", argv, http, lambda: f"https://127.0.0.1:{self._scheduler_port}",
+                                    deadline)
+
+    def _start_until_ready(self, name: str, argv: Callable[[], list[str]], http: httpx.Client,
+                           base_url: Callable[[], str], deadline: float) -> ManagedProcess:
+        """Start ``name`` and wait for its ``GET /readyz`` to answer ok (the URL is read again after a port retry)."""
+        return self._start_component(
+            name,
+            argv,
+            lambda: http.get(f"{base_url()}/readyz").text.strip(),
+            lambda body: body == "ok",
+            f"{name} GET /readyz to answer ok",
+            deadline,
+        )
 
     def _start_component(
         self,
