@@ -18,12 +18,10 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -258,18 +256,12 @@ def test_misspelled_rayservice_field_is_rejected(api: ClusterHandle) -> None:
         assert ".spec.upgradeStrategy.clusterUpgradeOptions.maxSurgePercnt: field not declared in schema" in message
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_rendered_feature_gate_flag_is_accepted_by_the_real_operator(api: ClusterHandle, tmp_path: Path) -> None:
     """The flag the chart renders from our values (``--feature-gates=A=true,...``) starts this version's operator.
 
     A misspelled gate name, or one this version does not know, makes the operator exit at start.
     """
-    from pytest_kuberay._support.processes import ManagedProcess, wait_until
+    from pytest_kuberay._support.processes import ManagedProcess, free_port, http_ok, wait_until
 
     version = parse_version(api.name.removeprefix("dry-run-"))
     chart = CHART_DEFAULT_GATES["v1.6.2" if version.release.minor >= 6 else "v1.5.0"]
@@ -279,19 +271,14 @@ def test_rendered_feature_gate_flag_is_accepted_by_the_real_operator(api: Cluste
         binary = toolchain.ensure_operator(version.label)
     except toolchain.ToolchainError as exc:
         pytest.skip(f"operator {version.label} is not built: {exc}")
-    probe = _free_port()
+    probe = free_port()
     operator = ManagedProcess("kuberay-operator", [str(binary), flag, "--use-kubernetes-proxy",
                                                    "--enable-leader-election=false",
                                                    f"--health-probe-bind-address=127.0.0.1:{probe}",
-                                                   f"--metrics-addr=127.0.0.1:{_free_port()}"],
+                                                   f"--metrics-addr=127.0.0.1:{free_port()}"],
                               tmp_path / "operator.log", {"KUBECONFIG": str(api.kubeconfig)}).start()
     try:
-        def ready() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{probe}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout=60, what=f"operator {version.label} ready with {flag}", processes=[operator])
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{probe}/readyz"), timeout=60,
+                   what=f"operator {version.label} ready with {flag}", processes=[operator])
     finally:
         operator.stop()

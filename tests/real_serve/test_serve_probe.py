@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
+from pytest_kuberay._support.processes import free_port
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.errors import ServeConfigError
 from pytest_kuberay.observe.serve_probe import ServeProbe, config_fingerprint
@@ -52,9 +51,7 @@ def test_snapshot_agrees_with_rays_own_schema(running_echo) -> None:
 
 
 def test_unreachable_dashboard_is_a_snapshot_with_an_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens there
     with ServeProbe.direct("gone", f"http://127.0.0.1:{port}", timeout=1) as probe:
         snap = probe.snapshot()
     assert not snap.ok and "ConnectError" in (snap.error or "")

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,17 +22,12 @@ from pathlib import Path
 import httpx
 import psutil
 
+from pytest_kuberay._support.processes import free_port
 from pytest_kuberay._support.waiting import eventually
 
 log = logging.getLogger(__name__)
 
 RAY_BIN = Path(sys.executable).with_name("ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -58,7 +52,7 @@ class LocalRayCluster:
     def start(self) -> None:
         names = ("gcs", "dashboard", "agent_http", "agent_grpc", "client", "metrics", "runtime_env", "serve",
                  "node_manager", "object_manager", "dashboard_grpc")
-        self.ports = {n: _free_port() for n in names}
+        self.ports = {n: free_port() for n in names}
         self.ports["client"] = 20000 + self.index  # Ray wants the client server port outside the worker range
         self.temp_dir = Path(tempfile.mkdtemp(prefix=f"pkr{self.index}-", dir="/tmp"))
         worker_lo = 30000 + self.index * 1000
