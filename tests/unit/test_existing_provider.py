@@ -171,11 +171,26 @@ def test_two_operators_are_refused() -> None:
     assert problems[0].startswith("2 KubeRay operators are installed")
 
 
+class _Follower:
+    """Stands for the PodLogFollower of the found operator's pod."""
+
+    path = Path("kuberay-operator.log")
+    stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
 def test_found_operator_is_never_restarted_or_stopped() -> None:
     operator = ExistingOperator(installed())
     assert operator.restartable is False
     with pytest.raises(ProviderError, match="does not restart Deployment ray-system/kuberay-operator"):
         operator.restart()
+    follower = _Follower()
+    followed = ExistingOperator(installed(), follower)  # type: ignore[arg-type]
+    assert followed.log_paths == [follower.path]
+    followed.stop()  # stops following its log; it holds no API client, so it cannot touch the Deployment
+    assert follower.stopped and followed.follower is None and followed.log_paths == []
 
 
 # --------------------------------------------------------------------------------------------
