@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from pytest_kuberay.errors import SettingsError
 from pytest_kuberay.versions import KubeRayVersion
 
-__all__ = ["KNOWN_BUGS", "KnownBug", "Signature", "known_bug", "lookup", "parse_affected"]
+__all__ = ["BUG_KEY", "KNOWN_BUGS", "BugVerdict", "KnownBug", "Signature", "known_bug", "lookup", "parse_affected"]
 
 _ISSUE_URL = "https://github.com/ray-project/kuberay/issues/{}"
 
@@ -85,6 +86,20 @@ class KnownBug:
     def xfail_reason(self, version: KubeRayVersion) -> str:
         where = f" ({self.url})" if self.url else ""
         return f"KubeRay bug #{self.id} affects {version.label}: {self.title}{where}"
+
+
+@dataclass(frozen=True)
+class BugVerdict:
+    """What the known-bug registry decided for one collected test (kept in its stash under ``BUG_KEY``)."""
+
+    bug: KnownBug
+    version: KubeRayVersion
+    expected_to_fail: bool
+    marked: tuple[str, ...] = ()  # every bug the test is marked with, the deciding one among them
+
+
+#: item.stash[BUG_KEY]: the test's BugVerdict, for tests marked ``kuberay_bug`` and run per version.
+BUG_KEY = pytest.StashKey[BugVerdict]()
 
 
 def parse_affected(text: str) -> SpecifierSet:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from packaging.specifiers import SpecifierSet
 
 from pytest_kuberay.errors import KubeRayTestError
-from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug, lookup, parse_affected
+from pytest_kuberay.known_bugs import BUG_KEY, KNOWN_BUGS, BugVerdict, KnownBug, known_bug, lookup, parse_affected
 from pytest_kuberay.observe.timeline import InvariantViolationError
 from pytest_kuberay.phase_reports import REPORT_KEY
 from pytest_kuberay.report.summary import SessionSummary
@@ -28,7 +27,6 @@ pytest_plugins = ["pytest_kuberay.fixtures"]
 log = logging.getLogger(__name__)
 
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
-BUG_KEY = pytest.StashKey["BugVerdict"]()
 REGISTRY_KEY = pytest.StashKey[dict[str, KnownBug]]()
 VERSION_ARG = "kuberay_version"
 
@@ -39,15 +37,6 @@ _MARKERS = (
     "kuberay_min_version(version, reason): skip on KubeRay versions older than <version>",
 )
 
-
-@dataclass(frozen=True)
-class BugVerdict:
-    """What the known-bug registry decided for one collected test."""
-
-    bug: KnownBug
-    version: KubeRayVersion
-    expected_to_fail: bool
-    marked: tuple[str, ...] = ()  # every bug the test is marked with, the deciding one among them
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,14 +20,16 @@ import pytest
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, deploy_rayservice, wait_gateway_ready
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
-from pytest_kuberay.drive.upgrade import gateway_url, record_upgrade
+from pytest_kuberay.drive.upgrade import VERDICT_REACHED, gateway_url, record_upgrade
 from pytest_kuberay.errors import KubeRayTestError
+from pytest_kuberay.known_bugs import BUG_KEY
 from pytest_kuberay.observe.timeline import Timeline
 from pytest_kuberay.phase_reports import failed_or_xfailed
 from pytest_kuberay.protocols import KubeRayCluster, KubeRayOperator, SampleListener
 from pytest_kuberay.providers.namespaces import create_namespace, delete_namespace
 from pytest_kuberay.report.artifacts import collect_failure_artifacts, save_timeline
 from pytest_kuberay.settings import Settings
+from pytest_kuberay.verdict.early import bugs_confirmed
 from pytest_kuberay.verdict.ray_versions import ray_version_mismatches
 from pytest_kuberay.versions import KubeRayVersion
 from pytest_kuberay.workloads.manifest import (
@@ -43,7 +45,7 @@ from pytest_kuberay.workloads.manifest import (
 from pytest_kuberay.workloads.rayservice import IncrementalUpgradeOptions, apply_change, echo_rayservice, upgrade_plan
 
 __all__ = ["RecordedUpgrade", "UpgradeScenario", "fail_on_new_operator_restarts", "operator_restarts",
-           "recorded_upgrade_fixture", "user_scenarios"]
+           "recorded_upgrade_fixture", "user_scenarios", "verdict_check"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,36 @@ def fail_on_new_operator_restarts(operator: object, before: dict[str, str]) -> N
                     + "; ".join(f"{pod}: {why}" for pod, why in new.items())
                     + "): an operator restart loses its Serve-config cache, so this run says nothing about the "
                     "upgrade itself; see the operator log in the artifacts", pytrace=False)
+
+
+def _sharing_tests(request: pytest.FixtureRequest, version: KubeRayVersion, scenario: UpgradeScenario
+                   ) -> list[pytest.Item]:
+    """The collected tests that judge this module's recording for this version and scenario."""
+    def shares(item: pytest.Item) -> bool:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        return (getattr(item, "module", None) is request.module and "recorded_upgrade" in getattr(
+            item, "fixturenames", ()) and params.get("kuberay_version") == version
+            and params.get("upgrade_scenario") == scenario)
+
+    return [item for item in request.session.items if shares(item)]
+
+
+def verdict_check(items: Sequence[pytest.Item]) -> Callable[[Timeline], bool] | None:
+    """Ends a recording early when every test sharing it expects a known bug that the recording already shows."""
+    verdicts = [item.stash.get(BUG_KEY, None) for item in items]
+    bugs = [v.bug for v in verdicts if v is not None and v.expected_to_fail]
+    if not items or len(bugs) != len(items):
+        return None
+    return bugs_confirmed(list({bug.id: bug for bug in bugs}.values()))
+
+
+def _deleted_in_time(deployed: DeployedRayService, cluster: str, timeout: float) -> bool:
+    try:
+        eventually(lambda: _cluster_exists(deployed, cluster), lambda exists: not exists, timeout=timeout,
+                   interval=2, description=f"old RayCluster {cluster} deleted after promotion")
+    except AssertionError:
+        return False
+    return True
 
 
 def _cluster_exists(deployed: DeployedRayService, name: str) -> bool:
@@ -179,20 +211,18 @@ def recorded_upgrade_fixture() -> tuple[Any, Any]:
             listeners = kuberay_progress(f"{kuberay_version.label} {scenario.id}")
             restarts_before = operator_restarts(kuberay_operator)
             timeline = record_upgrade(deployed, after, plan, timeout=kuberay_settings.timeout(900),
-                                      listeners=listeners, traffic_url=url, traffic=traffic)
+                                      listeners=listeners, traffic_url=url, traffic=traffic,
+                                      decided=verdict_check(_sharing_tests(request, kuberay_version, scenario)))
             fail_on_new_operator_restarts(kuberay_operator, restarts_before)
             title = (f"KubeRay {kuberay_version.label}: incremental upgrade ({scenario.id}), maxSurge "
                      f"{plan.max_surge_percent}%, stepSize {plan.step_size_percent}%")
             _, plot = save_timeline(timeline, artifacts, title)
             ray_problems = ray_version_mismatches(timeline, before, after)
-            try:  # the old cluster goes after rayClusterDeletionDelaySeconds (0 in our manifest, 60 by default)
-                delay = float(before["spec"].get("rayClusterDeletionDelaySeconds", 60))
-                eventually(lambda: _cluster_exists(deployed, old_cluster), lambda exists: not exists,
-                           timeout=kuberay_settings.timeout(120 + delay), interval=2,
-                           description=f"old RayCluster {old_cluster} deleted after promotion")
-                deleted = True
-            except AssertionError:
-                deleted = False
+            # the old cluster goes after rayClusterDeletionDelaySeconds (0 in our manifest, 60 by default);
+            # a recording that ended at its tests' verdict never reached promotion
+            deleted = VERDICT_REACHED not in timeline.markers and _deleted_in_time(
+                deployed, old_cluster, kuberay_settings.timeout(120 + float(
+                    before["spec"].get("rayClusterDeletionDelaySeconds", 60))))
             record = RecordedUpgrade(scenario, timeline, deployed, old_cluster, artifacts, plot, deleted,
                                      ray_problems, upgrade_options(before).max_surge_percent)
             yield record

@@ -24,9 +24,13 @@ from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["TriggerOnce", "gateway_url", "promoted_or_stalled", "record_upgrade", "recorder_for", "serve_probe_factory"]
+__all__ = ["VERDICT_REACHED", "TriggerOnce", "gateway_url", "promoted_or_stalled", "record_upgrade", "recorder_for",
+           "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
+
+#: The timeline's marker of a recording that ended once its tests had their verdict, before the upgrade's end.
+VERDICT_REACHED = "verdict reached"
 
 
 def gateway_url(stack: Any, deployed: DeployedRayService) -> str | None:
@@ -134,6 +138,14 @@ def promoted_or_stalled(stall_seconds: float) -> Callable[[str], Callable[[RaySe
     return until
 
 
+def _so_far(recorder: TimelineRecorder, applied_at: float, triggers: Sequence[TriggerOnce]) -> Timeline:
+    """The recording so far, with the markers a signature may name (the upgrade, the triggers fired)."""
+    timeline = recorder.timeline()
+    timeline.markers = {"upgrade applied": applied_at,
+                        **{t.name: t.fired_at for t in triggers if t.fired_at is not None}}
+    return timeline
+
+
 def record_upgrade(
     deployed: DeployedRayService,
     new_manifest: dict[str, Any],
@@ -147,6 +159,7 @@ def record_upgrade(
     triggers: Sequence[TriggerOnce] = (),
     until: Callable[[str], Callable[[RayServiceStatus], str]] | None = None,
     until_description: str = "promotion of a new cluster",
+    decided: Callable[[Timeline], bool] | None = None,
 ) -> Timeline:
     """Apply ``new_manifest`` and record until the pending cluster is promoted and serving.
 
@@ -155,6 +168,8 @@ def record_upgrade(
     after promotion so the final state is sampled too. With ``traffic_url``,
     requests go through the Gateway the whole time and land in ``timeline.requests``.
     ``triggers`` act at chosen steps; ``until(initial_active)`` gives the end condition (default: promotion).
+    ``decided(timeline_so_far)`` ends the recording early once it is True: every test judging this
+    recording has its verdict (the marker ``verdict reached`` says when).
     """
     recorder = recorder_for(deployed, interval, plan, [*listeners, *triggers])
     initial = deployed.status()
@@ -163,6 +178,7 @@ def record_upgrade(
     active = initial.active.cluster
     sender = TrafficSender(traffic_url, traffic) if traffic_url and traffic else None
     requests = []
+    verdict_at: list[float] = []
     with recorder.recording():
         if sender is not None:
             sender.start(recorder.t0)
@@ -174,20 +190,29 @@ def record_upgrade(
             applied = time.monotonic()
             applied_at = applied - recorder.t0
             deployed.apply(new_manifest)
-            done = (until or _promoted_from)(active)
+            ended = (until or _promoted_from)(active)
+
+            def done(status: RayServiceStatus) -> str:
+                reason = ended(status)
+                if reason and decided is not None and decided(_so_far(recorder, applied_at, triggers)):
+                    verdict_at.append(time.monotonic() - recorder.t0)
+                    return ""
+                return reason
+
             eventually(deployed.status, done, timeout=timeout, interval=1.0,
                        description=f"{until_description} for RayService {deployed.namespace}/{deployed.name}",
                        show=describe_status)
-            PHASES.add(f"upgrade of {deployed.namespace}/{deployed.name} ({until_description})", applied,
-                       time.monotonic())
-            time.sleep(settle)
+            what = "verdict reached before the end" if verdict_at else until_description
+            PHASES.add(f"upgrade of {deployed.namespace}/{deployed.name} ({what})", applied, time.monotonic())
+            if not verdict_at:
+                time.sleep(settle)
         finally:
             if sender is not None:
                 requests = sender.stop()
-    timeline = recorder.timeline()
+    timeline = _so_far(recorder, applied_at, triggers)
     timeline.requests = requests
-    timeline.markers = {"upgrade applied": applied_at,
-                        **{t.name: t.fired_at for t in triggers if t.fired_at is not None}}
+    if verdict_at:
+        timeline.markers[VERDICT_REACHED] = verdict_at[0]
     for trigger in triggers:
         trigger.check()
     return timeline
