@@ -60,7 +60,7 @@ def cluster_up(args: argparse.Namespace) -> int:
             stack.provide_operator_image(version)
             stack.provide_images([stack.ray_images[version.label]])
         for version in settings.versions:
-            stack.install_kuberay(version)
+            stack.install_kuberay(version).ready()
             stack.cluster.run.keep({**stack.endpoints(), "kuberay_version": version.label})
         endpoints = stack.endpoints()
     print(f"local cluster {stack.cluster.run.run_id} up in {time.monotonic() - started:.1f}s (kept)")

@@ -196,7 +196,7 @@ def rayservice_factory(kuberay_cluster: KubeRayCluster, kuberay_operator: KubeRa
                 specs = _traffic_specs(traffic, [TrafficSpec("/")])
             kuberay_cluster.provide_images(images_of(prepared))
             deployed = deploy_rayservice(kuberay_cluster.handle, prepared, timeout=kuberay_settings.timeout(600),
-                                         apps=app_dirs, traffic=specs)
+                                         apps=app_dirs, traffic=specs, operator_ready=kuberay_operator.ready)
             if gateway_class == cluster_gateway_class:
                 wait_gateway_ready(deployed, gateway_url(kuberay_cluster, deployed),
                                    timeout=kuberay_settings.timeout(120))

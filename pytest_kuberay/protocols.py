@@ -44,6 +44,9 @@ class KubeRayOperator(Protocol):
     def log_paths(self) -> list[Path]:
         """Its logs so far, one file per pod it ran in (panics are read from them)."""
 
+    def ready(self) -> None:
+        """Return once it is Ready; raise why not. Installing may return while it still starts."""
+
     def restart(self, timeout: float = 120.0) -> None:
         """Restart it the way it restarts in production (its pod is deleted); it loses its in-memory state."""
 

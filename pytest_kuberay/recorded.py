@@ -201,7 +201,8 @@ def recorded_upgrade_fixture() -> tuple[Any, Any]:
         create_namespace(handle, namespace)
         try:
             deployed = deploy_rayservice(handle, before, timeout=kuberay_settings.timeout(600),
-                                         apps=None if scenario.is_echo else scenario.apps, traffic=traffic)
+                                         apps=None if scenario.is_echo else scenario.apps, traffic=traffic,
+                                         operator_ready=kuberay_operator.ready)
             url = gateway_url(kuberay_cluster, deployed)
             wait_gateway_ready(deployed, url, timeout=kuberay_settings.timeout(120))
             old_cluster = deployed.status().active.cluster  # type: ignore[union-attr]

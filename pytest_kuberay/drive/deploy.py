@@ -7,7 +7,7 @@ saw, so a stuck deploy explains itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,14 @@ def serving(status: RayServiceStatus) -> str:
 
 def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout: float,
                       apps: Mapping[str, Path] | None = None,
-                      traffic: Sequence[TrafficSpec] = (ECHO_TRAFFIC,)) -> DeployedRayService:
+                      traffic: Sequence[TrafficSpec] = (ECHO_TRAFFIC,),
+                      operator_ready: Callable[[], None] | None = None) -> DeployedRayService:
     """Apply the apps' ConfigMaps and the RayService, then wait until it is Ready and its apps RUNNING.
 
-    ``apps`` maps app names to directories (default: the shipped echo app).
+    ``apps`` maps app names to directories (default: the shipped echo app). ``operator_ready``
+    is waited for after applying: the operator may still be starting when the RayService is
+    applied (it reconciles it once it runs), and an operator that never gets Ready is a clearer
+    failure than a RayService that never does.
     """
     namespace = manifest["metadata"]["namespace"]
     apps = dict(apps) if apps is not None else {"echo": SERVE_APPS_DIR / "echo"}
@@ -115,6 +119,8 @@ def deploy_rayservice(cluster: ClusterHandle, manifest: dict[str, Any], timeout:
     apply_manifests(cluster.dynamic, [*configmaps, manifest])
     deployed = DeployedRayService(cluster, manifest["metadata"]["name"], namespace, manifest, traffic=list(traffic),
                                   apps={n: Path(p) for n, p in apps.items()})
+    if operator_ready is not None:
+        operator_ready()
     with PHASES.phase(f"RayService {namespace}/{deployed.name} serving"):
         eventually(deployed.status, serving, timeout=timeout, interval=1.0,
                    description=f"RayService {namespace}/{deployed.name} Ready with its apps RUNNING",

@@ -184,6 +184,12 @@ class HelmOperator:
     def container_restarts(self) -> dict[str, str]:
         return self.operator.container_restarts() if self.operator else {}
 
+    def ready(self) -> None:
+        """Ready since :meth:`start` returned (Helm's install is waited for in full)."""
+        if self.operator is None:
+            raise ProviderError("the Helm-installed operator is not running")
+        self.operator.ready()
+
     def restart(self, timeout: float = 120.0) -> None:
         """Delete the operator pod; wait for the Deployment's next one to be Ready (it starts with an empty cache)."""
         if self.operator is None:

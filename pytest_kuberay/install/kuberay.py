@@ -118,6 +118,9 @@ class OperatorProcess:
                 process.stop()
         log.info("KubeRay operator %s running (pid %s, log %s)", self.version.label, process.pid, log_path)
 
+    def ready(self) -> None:
+        """Ready since :meth:`start` returned (it waits for /readyz)."""
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()

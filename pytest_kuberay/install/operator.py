@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import wait_for
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.base import ClusterHandle
@@ -117,12 +118,18 @@ class InClusterOperator:
         self.ready_seconds: float | None = None
         self._uninstall = uninstall
         self._follower: PodLogFollower | None = None
+        self._readiness: threading.Thread | None = None
+        self._readiness_error: BaseException | None = None
+        self._stopping = threading.Event()
 
     def _pods(self) -> list[Any]:
         return list(self.cluster.core.list_namespaced_pod(self.namespace, label_selector=self.pod_selector).items)
 
     def _wait_new_pod(self, old_uids: set[str], timeout: float) -> str:
         def ready_new() -> list[str]:
+            if self._stopping.is_set():
+                raise ProviderError(f"stopped waiting for the KubeRay operator {self.version.label}: it is being "
+                                    "removed")
             return [p.metadata.name for p in self._pods() if p.metadata.uid not in old_uids and pod_ready(p)]
 
         def show(names: list[str]) -> str:
@@ -170,7 +177,32 @@ class InClusterOperator:
         self._follow(pod)
         log.info("KubeRay operator %s Ready in namespace %s (pod %s) after %.1fs", self.version.label,
                  self.namespace, pod, self.ready_seconds)
+        PHASES.add(f"operator {self.version.label} Ready", started, time.monotonic())
         return self
+
+    def wait_ready_in_background(self, timeout: float, started: float | None = None) -> InClusterOperator:
+        """Start waiting for Ready, and return at once; :meth:`ready` joins the wait.
+
+        Its readiness probe makes the pod Ready 10 s after it starts at the earliest, while the
+        operator reconciles from its first second: a RayService applied meanwhile starts its Ray
+        cluster in parallel instead of after that delay.
+        """
+        def wait() -> None:
+            try:
+                self.wait_ready(timeout, started)
+            except BaseException as exc:
+                self._readiness_error = exc
+
+        self._readiness = threading.Thread(target=wait, name=f"operator-{self.version.label}-ready", daemon=True)
+        self._readiness.start()
+        return self
+
+    def ready(self) -> None:
+        """Return once the operator is Ready (at once if it was waited for already); raise why it is not."""
+        if self._readiness is not None:
+            self._readiness.join()
+        if self._readiness_error is not None:
+            raise self._readiness_error
 
     def container_restarts(self) -> dict[str, str]:
         """Operator containers the kubelet restarted (pod -> count and why), e.g. after a failed liveness probe.
@@ -204,6 +236,9 @@ class InClusterOperator:
 
     def stop(self) -> None:
         """Stop following its log; uninstall it if we installed it."""
+        self._stopping.set()
+        if self._readiness is not None:
+            self._readiness.join(timeout=5)
         if self._follower is not None:
             self._follower.stop()
             self._follower = None

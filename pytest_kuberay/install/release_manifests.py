@@ -160,10 +160,11 @@ def _kustomize_build(config_dir: Path, overlay_text: str, kustomize: Path) -> li
 def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, config_dir: Path, *, image: str,
                               namespace: str, kustomize: Path, log_dir: Path, timeout: float,
                               remove_on_stop: bool = True, apply_crds: bool = True,
-                              cpu_limit: bool = True) -> InClusterOperator:
+                              cpu_limit: bool = True, wait: bool = True) -> InClusterOperator:
     """Apply the rendered manifests and wait for the operator; ``stop()`` removes all but the CRDs.
 
     ``apply_crds=False`` leaves CRDs someone else installed (or we applied already) untouched.
+    ``wait=False`` waits in the background: the operator's ``ready()`` joins that wait.
     """
     started = time.monotonic()
     manifests = render_release_manifests(config_dir, namespace=namespace, image=image, kustomize=kustomize,
@@ -181,6 +182,8 @@ def install_release_manifests(cluster: ClusterHandle, version: KubeRayVersion, c
 
     operator = InClusterOperator(cluster, version, namespace, OPERATOR_POD_SELECTOR, log_dir,
                                  uninstall=uninstall if remove_on_stop else None)
+    if not wait:
+        return operator.wait_ready_in_background(timeout, started=started)
     try:
         operator.wait_ready(timeout, started=started)
     except BaseException:

@@ -39,6 +39,7 @@ def test_operator_creates_cluster_and_gateway_and_the_node_runs_the_ray_pods(tmp
         net = stack.cluster.control_plane.network.name
         operator = stack.install_kuberay(version)
         try:
+            operator.ready()
             create_namespace(cluster, "stack")
             options = IncrementalUpgradeOptions(gateway_class="traefik", max_surge_percent=20, step_size_percent=20)
             manifest = echo_rayservice("echo", "stack", settings.ray_image_for(version), options)
