@@ -68,6 +68,18 @@ class DeployedRayService:
             "ray.io", "v1", self.namespace, "rayclusters", label_selector=f"{RAYCLUSTER_OWNER_LABEL}={self.name}")
         return [item["metadata"]["name"] for item in listed.get("items", [])]
 
+    def raycluster(self, cluster_name: str) -> dict[str, Any] | None:
+        """One of its RayClusters as the API server has it, or None when there is none of that name."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return dict(self.cluster.custom.get_namespaced_custom_object("ray.io", "v1", self.namespace,
+                                                                         "rayclusters", cluster_name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def delete_raycluster(self, cluster_name: str) -> None:
         """Delete one of its RayClusters, as a failure would (a mistaken kubectl delete, a cleanup job)."""
         self.cluster.custom.delete_namespaced_custom_object("ray.io", "v1", self.namespace, "rayclusters",
