@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,14 +137,6 @@ def _build_images(settings: Settings) -> dict[str, str]:
     return ray_images
 
 
-def _timed(name: str, start: Callable[[float], None], timeout: float) -> float:
-    """Run ``start(timeout)`` as the phase ``name``; its seconds."""
-    started = time.monotonic()
-    with PHASES.phase(name):
-        start(timeout)
-    return time.monotonic() - started
-
-
 @contextmanager
 def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
     """Control plane, the node, Gateway API with Traefik; every version's Ray image imported in the background.
@@ -167,15 +158,15 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
         phases = {"control plane": cluster.control_plane.start_seconds or 0.0}
         up = False
         try:
-            # Traefik talks to the API server only: it starts while the node registers
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="traefik-start") as pool:
-                traefik = pool.submit(_timed, "traefik", gateway.start, settings.timeout(60))
-                with PHASES.phase("node"):
-                    node.start(timeout=settings.timeout(120))
-                phases["node"] = node.start_seconds or 0.0
-                cluster.handle.log_files.update(node.log_paths)
-                wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
-                phases["traefik"] = traefik.result()
+            with PHASES.phase("node"):
+                node.start(timeout=settings.timeout(120))
+            phases["node"] = node.start_seconds or 0.0
+            cluster.handle.log_files.update(node.log_paths)
+            wait_images = node.provide_images_in_background(list(dict.fromkeys(ray_images.values())))
+            started = time.monotonic()
+            with PHASES.phase("traefik"):
+                gateway.start(timeout=settings.timeout(60))
+            phases["traefik"] = time.monotonic() - started
             cluster.handle.log_files["traefik"] = gateway.log_path
             stack = LocalStack(cluster, gateway, node, ray_images, wait_images, phases)
             if keep:
