@@ -50,6 +50,20 @@ def _pending_start(timeline: dict) -> float | None:
     return None
 
 
+def _traffic_steps_needed(timeline: dict, plan: dict) -> float:
+    """Traffic steps the verdict had to wait for: all of them, or those before a recording that ended early.
+
+    A recording that ended at its verdict (marker ``verdict reached``) needed only the traffic
+    steps the operator took until then; each waits ``intervalSeconds`` at the least.
+    """
+    verdict_at = timeline.get("markers", {}).get("verdict reached")
+    if verdict_at is None:
+        return 100 / max(1, int(plan.get("step_size_percent") or 100))
+    reached = {((s.get("status") or {}).get("pending") or {}).get("traffic_routed_percent")
+               for s in timeline.get("samples", []) if s["t"] <= verdict_at}
+    return float(len({t for t in reached if t}))
+
+
 def report(label: str, wall: float, artifacts: Path, kept: bool) -> None:
     phases = json.loads((artifacts / "phases.json").read_text())["phases"]
     [timeline_file] = list(artifacts.glob("*/timeline.json")) or [None]
@@ -64,11 +78,13 @@ def report(label: str, wall: float, artifacts: Path, kept: bool) -> None:
     control_plane = 0.0 if kept else by_name.get("control plane", {}).get("seconds", 0.0)
     first_cluster = next((p["seconds"] for p in phases if p["name"].startswith("RayService ")), 0.0)
     pending = _pending_start(timeline) or 0.0
-    steps = 100 / max(1, int(plan.get("step_size_percent") or 100))
+    steps = _traffic_steps_needed(timeline, plan)
     upgrade_min = pending + steps * float(plan.get("interval_seconds") or 0)
     minimum = control_plane + first_cluster + upgrade_min
     print(f"  minimum: control plane {control_plane:.1f}s + first Ray cluster {first_cluster:.1f}s + pending cluster "
-          f"{pending:.1f}s + {steps:.0f} x {plan.get('interval_seconds')}s traffic steps = {minimum:.1f}s")
+          f"{pending:.1f}s + {steps:.0f} x {plan.get('interval_seconds')}s traffic steps = {minimum:.1f}s"
+          + (" (the recording ended at the verdict: only the traffic steps before it count)"
+             if "verdict reached" in timeline.get("markers", {}) else ""))
     print(f"  wall time (with teardown) {wall:.1f}s")
     print(f"time to verdict: {verdict_at:.1f} s, minimum {minimum:.1f} s, ratio {verdict_at / minimum:.2f}")
 
