@@ -38,14 +38,19 @@ class Cell:
 
 
 def load_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every result row of the given ``conformance.json`` files (or directories holding one)."""
-    rows: list[dict[str, Any]] = []
+    """Every result row of the given ``conformance.json`` files (or directories holding one).
+
+    A test run again on the same version in a later run (a later path) replaces the earlier result.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for path in paths:
         file = path / "conformance.json" if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"{file}: no conformance.json here (did the run reach its end?)")
-        rows += json.loads(file.read_text())
-    return rows
+        for row in json.loads(file.read_text()):
+            rows.pop((row["test"], row["version"]), None)
+            rows[(row["test"], row["version"])] = row
+    return list(rows.values())
 
 
 def _cell_of(row: dict[str, Any], bug: str) -> Cell:
@@ -146,7 +151,9 @@ def render(rows: Sequence[dict[str, Any]], out_dir: Path, sources: dict[str, str
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pytest-kuberay conformance",
                                      description="Merge runs' conformance.json into the version x bug table.")
-    parser.add_argument("runs", nargs="+", type=Path, help="artifact directories (or conformance.json files)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="artifact directories (or conformance.json files); a later run's result for the same "
+                             "test and version replaces an earlier one")
     parser.add_argument("--out", type=Path, default=Path("docs/conformance.md"), help="the page to write")
     parser.add_argument("--source", action="append", default=[], metavar="VERSION=DESCRIPTION",
                         help="say what a source-built column was built from")

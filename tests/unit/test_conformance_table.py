@@ -50,3 +50,20 @@ def test_a_run_without_results_is_named(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path), "--out", str(tmp_path / "c.md")]) == 2
     assert "no conformance.json" in capsys.readouterr().err
     assert load_results([]) == []
+
+
+def test_a_later_run_of_the_same_test_and_version_replaces_the_earlier(tmp_path: Path) -> None:
+    first, rerun, other = tmp_path / "first", tmp_path / "rerun", tmp_path / "other"
+    for directory in (first, rerun, other):
+        directory.mkdir()
+    (first / "conformance.json").write_text(json.dumps([
+        row("v1.6.2", "fast-rollback", "NOT reproduced", "failed"), row("v1.5.1", "fast-rollback", "NOT reproduced",
+                                                                        "failed")]))
+    (rerun / "conformance.json").write_text(json.dumps([row("v1.6.2", "fast-rollback", "reproduced, as registered",
+                                                            "xfail")]))
+    (other / "conformance.json").write_text(json.dumps([row("v1.7.0", "fast-rollback", "not present, as registered",
+                                                            "passed")]))
+    cells = bug_cells(load_results([first, rerun, other]))
+    assert cells[("fast-rollback", "v1.6.2")].verdict == "XFAIL"
+    assert cells[("fast-rollback", "v1.5.1")].verdict.startswith("FAILED")  # not rerun: the first result stands
+    assert cells[("fast-rollback", "v1.7.0")].verdict == "PASS"
