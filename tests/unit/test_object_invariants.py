@@ -114,6 +114,19 @@ def test_b1_b2_a_third_raycluster_is_an_extra_cluster() -> None:
     assert violation.cluster == THIRD and "appeared at t=1.0s" in violation.message
 
 
+def test_a_pending_cluster_no_sampled_status_named_is_the_upgrades_own_but_a_second_one_is_extra() -> None:
+    # v1.7.0, a revert right after the upgrade: the pending RayCluster lives for a second, the status
+    # samples never show it as pending
+    def at(t: float, clusters: tuple[str, ...]) -> Sample:
+        return with_objects(sample(t, status(), snap(ACTIVE, "v1")), objects({ACTIVE: 100}, clusters))
+
+    quick = timeline(at(0.0, (ACTIVE,)), at(1.0, (ACTIVE, PENDING)), at(2.0, (ACTIVE,)), reconcile_seconds=0.0)
+    assert all_violations(quick, no_extra_clusters) == []
+    twice = timeline(at(0.0, (ACTIVE,)), at(1.0, (ACTIVE, PENDING)), at(2.0, (ACTIVE, THIRD)), reconcile_seconds=0.0)
+    [violation] = all_violations(twice, no_extra_clusters)
+    assert violation.cluster == THIRD
+
+
 def _rollback(pending_after_revert: str) -> Timeline:
     tl = timeline(
         sample(0.0, status(80, 40, 20), snap(ACTIVE, "v1"), snap(PENDING, "v2")),
