@@ -13,21 +13,15 @@ from collections.abc import Callable, Sequence
 from pytest_kuberay.known_bugs import KnownBug
 from pytest_kuberay.observe.timeline import Timeline
 from pytest_kuberay.verdict.invariants import (
+    CAPACITY_INVARIANTS,
+    CONFIG_INVARIANTS,
     Invariant,
-    active_config_frozen,
-    capacity_within_surge,
-    live_capacity_matches_status,
     live_capacity_within_surge,
-    monotonic_progress,
-    pending_runs_new_config,
-    traffic_within_capacity,
 )
 from pytest_kuberay.verdict.lifecycle import route_backends_exist
 from pytest_kuberay.verdict.objects import (
-    capacity_covers_traffic,
-    no_extra_clusters,
+    OBJECT_INVARIANTS,
     pending_config_frozen_during_rollback,
-    route_matches_status,
     serve_service_keeps_endpoints,
 )
 
@@ -36,9 +30,7 @@ __all__ = ["STEP_INVARIANTS", "bugs_confirmed"]
 #: The invariants judged step by step, by the name a signature gives them.
 STEP_INVARIANTS: dict[str, Invariant] = {
     invariant.__name__: invariant
-    for invariant in (active_config_frozen, pending_runs_new_config, capacity_within_surge, traffic_within_capacity,
-                      monotonic_progress, live_capacity_matches_status, live_capacity_within_surge,
-                      capacity_covers_traffic, route_matches_status, no_extra_clusters,
+    for invariant in (*CONFIG_INVARIANTS, *CAPACITY_INVARIANTS, *OBJECT_INVARIANTS, live_capacity_within_surge,
                       pending_config_frozen_during_rollback, serve_service_keeps_endpoints, route_backends_exist)
 }
 
