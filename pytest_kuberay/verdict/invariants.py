@@ -65,9 +65,14 @@ def _snapshots(step: Step, cluster: str | None) -> list[tuple[Sample, ServeSnaps
 def _config_violations(
     name: str, step: Step, cluster: str | None, role: str, expected: dict[str, dict], subset: bool, what: str
 ) -> list[Violation]:
-    """One violation per app whose deployed config differs from ``expected`` in this step."""
+    """One violation per app whose deployed config differs from ``expected`` in this step.
+
+    Only settled samples count: in one whose status moved while the clusters were probed, a
+    config the operator sent for the next step shows under this one (it PUTs, then writes the
+    status), and the violation would name the wrong step.
+    """
     violations = []
-    observed = [(s, snap) for s, snap in _snapshots(step, cluster) if snap.apps]
+    observed = [(s, snap) for s, snap in _snapshots(step, cluster) if snap.apps and s.settled]
     for app, want in expected.items():
         bad = []
         for sample, snap in observed:

@@ -211,3 +211,18 @@ def test_assert_each_step_shows_five_and_counts_the_rest() -> None:
     assert message.startswith("6 invariant violation(s):")
     assert message.count("[pending_runs_new_config]") == 5
     assert message.endswith("... and 1 more")
+
+
+def test_a_config_seen_while_the_status_moved_counts_for_the_next_step_not_this_one() -> None:
+    # the operator PUTs the next step's config before it writes the status: a sample whose status
+    # changed while it probed shows that config under the step before (seen on a loaded CI machine)
+    tl = upgrade(GOOD_KEYS, {(60, 40, 40): {"active_v": "v2"}})
+    early = dataclasses.replace(step_with(tl, (80, 40, 40)).samples[-1], settled=False,
+                                snapshots={ACTIVE: snap(ACTIVE, "v2", 80), PENDING: snap(PENDING, "v2", 40)})
+    samples = [early if s is step_with(tl, (80, 40, 40)).samples[-1] else s for s in tl.samples]
+    moved = timeline(*samples, reconcile_seconds=0.0)
+    [first, *_] = violations(moved, active_config_frozen)
+    assert "(60, 40, 40)" in first.step
+    settled = dataclasses.replace(early, settled=True)
+    trusted = timeline(*[settled if s is early else s for s in samples], reconcile_seconds=0.0)
+    assert "(80, 40, 40)" in violations(trusted, active_config_frozen)[0].step
