@@ -26,7 +26,8 @@ from pytest_kuberay.providers.local.cluster import (
     check_local_prerequisites,
     local_cluster,
 )
-from pytest_kuberay.providers.local.images import ImageArchive, ensure_image, operator_image
+from pytest_kuberay.providers.local.images import ImageArchive, ensure_image, operator_image, pause_image
+from pytest_kuberay.providers.local.node.image_seed import ensure_seed
 from pytest_kuberay.providers.local.node.node import LocalNode
 from pytest_kuberay.providers.local.run_registry import RunRecord, kept_runs
 from pytest_kuberay.settings import Settings
@@ -137,6 +138,12 @@ def _build_images(settings: Settings) -> dict[str, str]:
     return ray_images
 
 
+def _image_seed(ray_images: dict[str, str]) -> Path:
+    """The node's containerd root with the pause and Ray images unpacked (first time: one import each)."""
+    archives = [pause_image(), *(ensure_image(image) for image in dict.fromkeys(ray_images.values()))]
+    return ensure_seed(archives, toolchain.ensure_component("containerd"), toolchain.ensure_component("ctr"))
+
+
 @contextmanager
 def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
     """Control plane, the node, Gateway API with Traefik; every version's Ray image imported in the background.
@@ -147,13 +154,14 @@ def local_stack(settings: Settings, keep: bool = False) -> Iterator[LocalStack]:
     check_local_prerequisites()
     with PHASES.phase("images built (cached after the first run)"):
         ray_images = _build_images(settings)
+        seed = _image_seed(ray_images)
     with local_cluster(timeout=settings.timeout(120), keep_logs_in=settings.artifacts_dir / "local-cluster",
                        keep=keep) as cluster:
         PHASES.add("control plane", time.monotonic() - (cluster.control_plane.start_seconds or 0.0),
                    time.monotonic())
         cluster.handle.discarded_at_exit = not keep
         install_gateway_api(cluster.handle)
-        node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
+        node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process, seed=seed)
         gateway = _gateway(cluster, settings.gateway_class or "traefik")
         phases = {"control plane": cluster.control_plane.start_seconds or 0.0}
         up = False

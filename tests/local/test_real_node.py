@@ -50,10 +50,15 @@ class Node:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     from pytest_kuberay.providers.local.cluster import local_cluster
+    from pytest_kuberay.providers.local.images import ensure_image, pause_image
+    from pytest_kuberay.providers.local.node.image_seed import ensure_seed
     from pytest_kuberay.providers.local.node.node import LocalNode
 
+    # As a session's node starts: from the cached containerd root with the images already unpacked.
+    seed = ensure_seed([pause_image(), ensure_image(IMAGE)], toolchain.ensure_component("containerd"),
+                       toolchain.ensure_component("ctr"))
     with local_cluster(keep_logs_in=tmp_path_factory.mktemp("node-logs")) as cluster:
-        local_node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process)
+        local_node = LocalNode(cluster.control_plane, cluster.handle, cluster.run, cluster.process, seed=seed)
         try:
             local_node.start()
             local_node.provide_image(IMAGE)
@@ -104,6 +109,14 @@ def test_node_is_ready_with_the_real_kubelet_and_containerd(node: Node) -> None:
     assert info.container_runtime_version == f"containerd://{toolchain.component_version('containerd').lstrip('v')}"
     addresses = {a.type: a.address for a in node.core.read_node("pytest-kuberay-node").status.addresses}
     assert addresses["InternalIP"] == node.node.network.node_ip
+
+
+def test_the_node_starts_with_its_images_unpacked_from_the_seed(node: Node) -> None:
+    containerd = node.node.containerd
+    assert node.node.seeded, "the node imported its images instead of starting from the seed"
+    for image in (IMAGE, "pause"):
+        assert any(image.split("/")[-1] in name for name in containerd.images()), containerd.images()
+    # Pods of the other tests run this image: the seeded layers are what overlay mounts below them.
 
 
 def test_a_pod_with_limits_gets_its_cgroup(node: Node, namespace: str) -> None:

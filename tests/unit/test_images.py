@@ -49,3 +49,58 @@ def test_a_ray_version_without_wheels_names_the_ones_with_wheels(tmp_path, monke
     assert "Ray 2.0.0 has no wheel for Python 3.11" in message
     assert re.search(r"versions that do: (\d+\.\d+\.\d+, ){8}\.\.\. \(\d+ in all, the oldest \d+\.\d+\.\d+\)", message)
     assert "\n" not in message
+
+
+def _archive(tmp_path, name: str, digest: str):
+    """An OCI archive holding only an index.json naming ``digest`` (what ``archive_digest`` reads)."""
+    import io
+    import json
+    import tarfile
+
+    from pytest_kuberay.providers.local.images import ImageArchive
+
+    path = tmp_path / f"{name.replace('/', '_').replace(':', '_')}-{digest[-4:]}.tar"
+    data = json.dumps({"manifests": [{"digest": digest}]}).encode()
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("index.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return ImageArchive(name, path)
+
+
+def test_an_image_seed_is_keyed_by_what_its_images_hold_and_the_containerd_build(tmp_path) -> None:
+    from pathlib import Path
+
+    from pytest_kuberay.providers.local.node.image_seed import seed_name
+
+    containerd = Path("/cache/bin/containerd/v2.4.2/containerd")
+    ray = _archive(tmp_path, "docker.io/rayproject/ray:2.46.0", "sha256:aaaa")
+    pause = _archive(tmp_path, "registry.k8s.io/pause:3.10", "sha256:bbbb")
+    name = seed_name(containerd, [ray, pause])
+    assert name.startswith("containerd-root-v2.4.2-")
+    assert seed_name(containerd, [pause, ray]) == name  # the order images are listed in does not matter
+    rebuilt = _archive(tmp_path, "docker.io/rayproject/ray:2.46.0", "sha256:cccc")
+    assert seed_name(containerd, [rebuilt, pause]) != name  # a rebuilt image is another seed
+    assert seed_name(Path("/cache/bin/containerd/v2.5.0/containerd"), [ray, pause]) != name
+
+
+def test_a_planted_seed_links_its_files_and_copies_the_databases_containerd_writes(tmp_path) -> None:
+    from pytest_kuberay.providers.local.node.image_seed import plant_seed
+
+    seed = tmp_path / "seed"
+    layer = seed / "io.containerd.snapshotter.v1.overlayfs" / "snapshots" / "1" / "fs"
+    (layer / "bin").mkdir(parents=True)
+    (layer / "bin" / "python3").write_text("an unpacked file")
+    (layer / "bin" / "python").symlink_to("python3")
+    (seed / "io.containerd.snapshotter.v1.overlayfs" / "metadata.db").write_text("snapshots")
+    (seed / "io.containerd.metadata.v1.bolt").mkdir()
+    (seed / "io.containerd.metadata.v1.bolt" / "meta.db").write_text("images")
+
+    root = tmp_path / "run" / "containerd" / "root"
+    assert plant_seed(seed, root) is True
+    planted = root / "io.containerd.snapshotter.v1.overlayfs" / "snapshots" / "1" / "fs" / "bin"
+    assert os.stat(planted / "python3").st_ino == os.stat(layer / "bin" / "python3").st_ino
+    assert os.readlink(planted / "python") == "python3"
+    for db in ("io.containerd.snapshotter.v1.overlayfs/metadata.db", "io.containerd.metadata.v1.bolt/meta.db"):
+        assert os.stat(root / db).st_ino != os.stat(seed / db).st_ino, f"{db} must be a copy, not a link"
+        assert (root / db).read_text() == (seed / db).read_text()

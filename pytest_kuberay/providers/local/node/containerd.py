@@ -25,7 +25,7 @@ from pytest_kuberay._support.processes import ManagedProcess, ProcessFactory, wa
 from pytest_kuberay.errors import ProviderError
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
 
-__all__ = ["CRI_NAMESPACE", "Containerd", "containerd_config"]
+__all__ = ["CRI_NAMESPACE", "Containerd", "archive_digest", "containerd_config", "import_args"]
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ class Containerd:
         The archive's index tags its manifest with ``name``'s tag (``2.46.0``); ctr prefixes
         it with the repository, the way an image built elsewhere would be named.
         """
-        repository, _, tag = name.rpartition(":")
-        if not repository or "/" in tag:
-            raise ValueError(f"image name {name!r} has no tag")
-        proc = self._ctr("images", "import", f"--base-name={repository}", str(archive), timeout=timeout)
+        proc = self._ctr(*import_args(archive, name), timeout=timeout)
         if proc.returncode != 0 or name not in self.images():
             raise ProviderError(f"importing {archive} into containerd as {name} failed: "
                                 f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
@@ -170,6 +167,14 @@ class Containerd:
         if self.process is not None:
             self.process.stop(grace=10.0)
             self.process = None
+
+
+def import_args(archive: Path, name: str) -> list[str]:
+    """``ctr`` arguments importing ``archive`` as ``name``: its index tags the manifest, ctr adds the repository."""
+    repository, _, tag = name.rpartition(":")
+    if not repository or "/" in tag:
+        raise ValueError(f"image name {name!r} has no tag")
+    return ["images", "import", f"--base-name={repository}", str(archive)]
 
 
 def archive_digest(archive: Path) -> str | None:

@@ -32,6 +32,7 @@ from pytest_kuberay.providers.local.node.cgroups import CgroupTree
 from pytest_kuberay.providers.local.node.cni import write_cni_config
 from pytest_kuberay.providers.local.node.containerd import Containerd
 from pytest_kuberay.providers.local.node.coredns import COREDNS_USER, CoreDNS, coredns_rbac
+from pytest_kuberay.providers.local.node.image_seed import plant_seed
 from pytest_kuberay.providers.local.node.kube_proxy import KubeProxy
 from pytest_kuberay.providers.local.node.kubelet import Kubelet, KubeletSettings
 from pytest_kuberay.providers.local.node.namespaces import NodeNamespaces
@@ -53,8 +54,12 @@ class LocalNode:
     """The node of one local cluster; ``start()`` returns once the Node is Ready and DNS answers."""
 
     def __init__(self, control_plane: LocalControlPlane, handle: ClusterHandle, run: RunRecord,
-                 spawn: ProcessFactory) -> None:
+                 spawn: ProcessFactory, *, seed: Path | None = None) -> None:
+        """``seed``: a containerd root with images unpacked (``image_seed``), planted before containerd starts."""
         self.control_plane = control_plane
+        self.seed = seed
+        #: True once the node's containerd started from the seed (its images were never imported).
+        self.seeded = False
         self.handle = handle
         self.run = run
         self.spawn = spawn
@@ -131,12 +136,15 @@ class LocalNode:
         cni_dir = self.dir / "cni"
         write_cni_config(cni_dir / "net.d", self.network, cni_dir / "ipam")
         containerd_dir = self.dir / "containerd"
+        if self.seed is not None:
+            self.seeded = plant_seed(self.seed, containerd_dir / "root")
         self.containerd = Containerd(
             containerd_dir, binaries["containerd"], binaries["ctr"], self.namespaces, self.spawn, runc=runc,
             cni_bin_dir=binaries["bridge"].parent, cni_conf_dir=cni_dir / "net.d", sandbox_image=pause.name,
         )
         self.containerd.start(timeout=_remaining(deadline))
-        self.containerd.import_image(pause.archive, pause.name)
+        if not self.containerd.has_image(pause.archive, pause.name):
+            self.containerd.import_image(pause.archive, pause.name)
 
         self.coredns = CoreDNS(binaries["coredns"], self.dir, dns_kubeconfig, node_ip=self.network.node_ip,
                                namespaces=self.namespaces, spawn=self.spawn)
