@@ -13,7 +13,7 @@ Fixtures (registered by the plugin): ``kuberay_settings``, ``kuberay_cluster``,
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, RequestResult, ResponseParser, TrafficSpec, echo_version_of
-from pytest_kuberay.drive.upgrade import TriggerOnce, promoted_or_stalled
+from pytest_kuberay.drive.upgrade import TriggerOnce, promoted_for, promoted_or_stalled
 from pytest_kuberay.drive.watch import record_for
 from pytest_kuberay.errors import KubeRayTestError, ManifestError, ProviderError, ServeConfigError, SettingsError
 from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug
@@ -43,7 +43,12 @@ from pytest_kuberay.verdict.invariants import (
     pending_runs_new_config,
     traffic_within_capacity,
 )
-from pytest_kuberay.verdict.lifecycle import active_cluster_kept, route_backends_exist, upgrade_progresses
+from pytest_kuberay.verdict.lifecycle import (
+    active_cluster_kept,
+    promoted_at_full_capacity,
+    route_backends_exist,
+    upgrade_progresses,
+)
 from pytest_kuberay.verdict.objects import (
     OBJECT_INVARIANTS,
     ROLLBACK_TRIGGER,
@@ -120,6 +125,8 @@ __all__ = [
     "options_decided",
     "pending_config_frozen_during_rollback",
     "pending_runs_new_config",
+    "promoted_at_full_capacity",
+    "promoted_for",
     "promoted_or_stalled",
     "record_for",
     "recorded_upgrade_fixture",

@@ -227,11 +227,23 @@ KNOWN_BUGS: dict[str, KnownBug] = {
                        Signature("route_backends_exist", after="delete-active")),
         ),
         KnownBug(
+            id="strategy-switch",
+            title="switching upgradeStrategy.type to NewCluster mid-upgrade promotes the pending cluster at its "
+            "partial target_capacity and leaves the HTTPRoute pointing at the deleted old cluster",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="after promotion the active cluster's live target_capacity stays at the step it had reached; "
+            "an HTTPRoute backend of a cluster that is gone",
+            link="docs/bugs/strategy-switch.md (in the pytest-kuberay repository)",
+            signature=(Signature("promoted_at_full_capacity", after="switch-to-newcluster"),
+                       Signature("route_backends_exist", after="switch-to-newcluster")),
+        ),
+        KnownBug(
             id="zero-step",
             title="stepSizePercent 0 passes validation: the upgrade starts and can never move traffic",
             affected=SpecifierSet(">=1.5.0"),
             look_for="a pending cluster instead of ValidationFailed; its traffic stays at 0%",
-            signature=(Signature("invalid_options_rejected", role="zero-step"),),
+            signature=(Signature("invalid_options_rejected", role="zero-step"),
+                       Signature("upgrade_progresses", after="zero-step-accepted")),
         ),
     )
 }

@@ -24,8 +24,8 @@ from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, TimelineRecorder
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
-__all__ = ["VERDICT_REACHED", "TriggerOnce", "gateway_url", "promoted_or_stalled", "record_upgrade", "recorder_for",
-           "serve_probe_factory"]
+__all__ = ["VERDICT_REACHED", "TriggerOnce", "gateway_url", "promoted_for", "promoted_or_stalled", "record_upgrade",
+           "recorder_for", "serve_probe_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,33 @@ def promoted_or_stalled(stall_seconds: float) -> Callable[[str], Callable[[RaySe
             if now - seen["since"] > stall_seconds:
                 return ""
             return f"{reason} (at step {status.step_key} for {now - seen['since']:.0f}s)"
+
+        return check
+
+    return until
+
+
+def promoted_for(seconds: float) -> Callable[[str], Callable[[RayServiceStatus], str]]:
+    """End an upgrade's recording ``seconds`` after promotion (serving from the new cluster), not at it.
+
+    What happens right after promotion (the old cluster deleted, the stable Services switched,
+    the promoted cluster's capacity) is judged only if the recording goes on a while.
+    """
+    def until(initial_active: str) -> Callable[[RayServiceStatus], str]:
+        promoted = _promoted_from(initial_active)
+        since: list[float] = []
+
+        def check(status: RayServiceStatus) -> str:
+            reason = promoted(status)
+            if status.active is None or status.active.cluster == initial_active or status.pending is not None:
+                since.clear()
+                return reason
+            if not since:
+                since.append(time.monotonic())
+            waited = time.monotonic() - since[0]
+            if waited < seconds:
+                return f"promoted {waited:.0f}s ago, recording {seconds:.0f}s after promotion"
+            return reason
 
         return check
 

@@ -18,7 +18,7 @@ from pytest_kuberay.verdict.invariants import (
     Invariant,
     live_capacity_within_surge,
 )
-from pytest_kuberay.verdict.lifecycle import route_backends_exist
+from pytest_kuberay.verdict.lifecycle import promoted_at_full_capacity, route_backends_exist
 from pytest_kuberay.verdict.objects import (
     OBJECT_INVARIANTS,
     pending_config_frozen_during_rollback,
@@ -31,7 +31,8 @@ __all__ = ["STEP_INVARIANTS", "bugs_confirmed"]
 STEP_INVARIANTS: dict[str, Invariant] = {
     invariant.__name__: invariant
     for invariant in (*CONFIG_INVARIANTS, *CAPACITY_INVARIANTS, *OBJECT_INVARIANTS, live_capacity_within_surge,
-                      pending_config_frozen_during_rollback, serve_service_keeps_endpoints, route_backends_exist)
+                      pending_config_frozen_during_rollback, serve_service_keeps_endpoints, route_backends_exist,
+                      promoted_at_full_capacity)
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
 from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_violation
 
-__all__ = ["active_cluster_kept", "route_backends_exist", "upgrade_progresses"]
+__all__ = ["active_cluster_kept", "promoted_at_full_capacity", "route_backends_exist", "upgrade_progresses"]
 
 
 def active_cluster_kept(timeline: Timeline, after: str | None = None) -> list[Violation]:
@@ -49,6 +49,29 @@ def _dangling(sample: Sample) -> object:
 def route_backends_exist(step: Step) -> list[Violation]:
     """Every HTTPRoute backend with weight belongs to a RayCluster that exists, within one reconcile (B16)."""
     return lasting_violation("route_backends_exist", step, _dangling)
+
+
+def promoted_at_full_capacity(step: Step) -> list[Violation]:
+    """Once promoted, the active cluster serves at full capacity: its live ``target_capacity`` is 100 or unset.
+
+    An upgrade hands its pending cluster capacity in steps; whatever ends it (promotion, or a
+    switch to the NewCluster strategy midway, B20) must leave the cluster that now takes all the
+    traffic with all of its replicas, within one reconcile.
+    """
+    if step.phase != "promoted":
+        return []
+
+    def judge(sample: Sample) -> object:
+        snap = sample.snapshots.get(step.active_cluster or "")
+        if snap is None or not snap.ok or not snap.apps or not sample.settled:
+            return SKIP
+        if snap.target_capacity is None or snap.target_capacity >= 100:
+            return None
+        return (f"the promoted cluster {step.active_cluster} serves at live target_capacity "
+                f"{snap.target_capacity:g}, not 100")
+
+    found = lasting_violation("promoted_at_full_capacity", step, judge)
+    return [Violation(v.invariant, v.step, step.active_cluster, v.message, t=v.t, role="active") for v in found]
 
 
 def _pending_ready(sample: Sample) -> bool:

@@ -2,7 +2,8 @@
 
 Each test deploys the echo RayService, then applies an upgrade (the worker CPU changes)
 with one invalid option, and records until the operator either refuses it (a
-ValidationFailed condition, an InvalidRayServiceSpec event) or starts the upgrade.
+ValidationFailed condition, an InvalidRayServiceSpec event) or starts the upgrade. A zero
+step that is accepted anyway is then watched: the upgrade it started must still move.
 """
 
 from __future__ import annotations
@@ -11,9 +12,21 @@ import copy
 
 import pytest
 
-from pytest_kuberay import InvariantViolationError, invalid_options_rejected, options_decided, record_for
+from pytest_kuberay import (
+    InvariantViolationError,
+    invalid_options_rejected,
+    options_decided,
+    record_for,
+    upgrade_progresses,
+)
 
 DECISION_SECONDS = 60
+#: Steps come every intervalSeconds (5 s for the echo RayService) plus a reconcile; a minute without one is stuck.
+STALL_SECONDS = 60
+#: Room for the pending cluster to start (about a minute here) and then to stall or step to the end.
+WATCH_SECONDS = 300
+#: When the zero step was seen accepted (the first pending cluster), for the stall's signature.
+ZERO_STEP_ACCEPTED = "zero-step-accepted"
 
 
 def _upgrade_with(deployed, **options):
@@ -40,3 +53,37 @@ def test_a_step_above_max_surge_is_refused(rayservice):
 @pytest.mark.kuberay_bug("zero-step")
 def test_a_zero_step_is_refused(rayservice):
     _judge(rayservice, "zero-step", stepSizePercent=0)
+
+
+def _refused_promoted_or_stalled(initial_active: str | None):
+    """Stop at a refusal, at promotion, or once the status has not moved for STALL_SECONDS with the apps RUNNING."""
+    decided = options_decided()
+    seen: dict = {"key": None, "since": None}
+
+    def until(sample) -> bool:
+        if sample.status is None:
+            return False
+        if sample.pending_cluster is None:
+            return decided(sample) or sample.active_cluster not in (None, initial_active)  # refused, or promoted
+        pending = sample.status.pending
+        if not (pending and pending.app_statuses and all(v == "RUNNING" for v in pending.app_statuses.values())):
+            return False
+        if sample.key != seen["key"]:
+            seen.update(key=sample.key, since=sample.t)
+        return sample.t - seen["since"] > STALL_SECONDS + 5
+
+    return until
+
+
+@pytest.mark.kuberay_bug("zero-step")
+def test_a_zero_step_upgrade_that_is_accepted_still_moves(rayservice):
+    """Refusing a zero step passes; accepting it is judged by what it starts: an upgrade that never moves."""
+    initial = rayservice.status().active.cluster
+    timeline = record_for(rayservice, WATCH_SECONDS, apply=_upgrade_with(rayservice, stepSizePercent=0),
+                          until=_refused_promoted_or_stalled(initial))
+    accepted = next((s.t for s in timeline.samples if s.pending_cluster is not None), None)
+    if accepted is None:  # refused: pass; neither refused nor acted on: that is a violation too
+        InvariantViolationError.raise_if(invalid_options_rejected(timeline, "zero-step"), timeline)
+        return
+    timeline.markers[ZERO_STEP_ACCEPTED] = accepted
+    InvariantViolationError.raise_if(upgrade_progresses(timeline, STALL_SECONDS), timeline)

@@ -7,7 +7,12 @@ import dataclasses
 from pytest_kuberay.observe.objects import ObjectSnapshot, RouteBackend
 from pytest_kuberay.observe.rayservice_status import ClusterStatus, RayServiceStatus
 from pytest_kuberay.observe.timeline import Sample, Timeline
-from pytest_kuberay.verdict.lifecycle import active_cluster_kept, route_backends_exist, upgrade_progresses
+from pytest_kuberay.verdict.lifecycle import (
+    active_cluster_kept,
+    promoted_at_full_capacity,
+    route_backends_exist,
+    upgrade_progresses,
+)
 from pytest_kuberay.verdict.objects import ROLLBACK_TRIGGER
 from tests.unit.timeline_builders import ACTIVE, PENDING, promoted, sample, snap, status, timeline
 
@@ -86,3 +91,30 @@ def test_a_zero_weight_backend_of_a_deleted_cluster_is_harmless() -> None:
     tl = timeline(*(with_route(sample(t, status(100, None)), (ACTIVE,), **{ACTIVE: 100, REPLACEMENT: 0})
                     for t in (0.0, 5.0, 10.0)))
     assert [v for step in tl.steps for v in route_backends_exist(step)] == []
+
+
+def _promotion(pending_live_tc: float | None, seconds: float = 10.0):
+    """Upgrading at (60, 40, 40), then promoted with the former pending at ``pending_live_tc``, for ``seconds``."""
+    before = [sample(t, status(60, 40, 40), snap(ACTIVE, "v1", 60.0), snap(PENDING, "v2", 40.0))
+              for t in (0.0, 0.5, 1.0)]
+    after = [sample(1.5 + i * 0.5, promoted(), snap(PENDING, "v2", pending_live_tc))
+             for i in range(int(seconds / 0.5))]
+    return timeline(*before, *after)
+
+
+def test_a_promoted_cluster_at_full_capacity_passes() -> None:
+    for live in (None, 100.0):
+        tl = _promotion(live)
+        assert [v for step in tl.steps for v in promoted_at_full_capacity(step)] == [], live
+
+
+def test_b20_a_cluster_promoted_at_its_partial_capacity_is_caught() -> None:
+    tl = _promotion(40.0)
+    violations = [v for step in tl.steps for v in promoted_at_full_capacity(step)]
+    assert [(v.invariant, v.cluster, v.role) for v in violations] == [("promoted_at_full_capacity", PENDING, "active")]
+    assert "target_capacity 40" in violations[0].message
+
+
+def test_a_partial_capacity_right_at_promotion_is_within_a_reconcile() -> None:
+    tl = _promotion(40.0, seconds=2.0)  # the operator puts 100 within one reconcile (2 s here) plus a sample
+    assert [v for step in tl.steps for v in promoted_at_full_capacity(step)] == []

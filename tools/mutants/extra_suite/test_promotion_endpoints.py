@@ -7,32 +7,9 @@ for ``AFTER_PROMOTION`` seconds, long enough for a loss of endpoints to outlast 
 
 from __future__ import annotations
 
-import time
-
-from pytest_kuberay import serve_service_keeps_endpoints, serving
+from pytest_kuberay import promoted_for, serve_service_keeps_endpoints
 
 AFTER_PROMOTION = 15.0
-
-
-def promoted_for(seconds: float):
-    """An ``until`` for the ``upgrade`` fixture: promoted and serving, then ``seconds`` more."""
-    def until(initial: str):
-        since: list[float] = []
-
-        def check(status) -> str:
-            if status.active is None or status.active.cluster == initial or status.pending is not None:
-                since.clear()
-                return "not promoted yet"
-            if not since:
-                since.append(time.monotonic())
-            waited = time.monotonic() - since[0]
-            if waited < seconds:
-                return f"promoted {waited:.0f}s ago, recording {seconds:.0f}s after promotion"
-            return serving(status)
-
-        return check
-
-    return until
 
 
 def test_the_serve_service_keeps_endpoints_after_promotion(rayservice, upgrade):
