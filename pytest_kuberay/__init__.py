@@ -63,7 +63,12 @@ from pytest_kuberay.verdict.objects import (
 )
 from pytest_kuberay.verdict.options import invalid_options_rejected, options_decided
 from pytest_kuberay.verdict.sequence import expected_steps, sequence_violations, traffic_interval_violations
-from pytest_kuberay.verdict.traffic import TRAFFIC_INVARIANTS, requests_succeed, traffic_follows_weights
+from pytest_kuberay.verdict.traffic import (
+    TRAFFIC_INVARIANTS,
+    requests_recover,
+    requests_succeed,
+    traffic_follows_weights,
+)
 from pytest_kuberay.versions import KubeRayVersion
 
 __all__ = [
@@ -130,6 +135,7 @@ __all__ = [
     "promoted_or_stalled",
     "record_for",
     "recorded_upgrade_fixture",
+    "requests_recover",
     "requests_succeed",
     "route_backends_exist",
     "route_matches_status",

@@ -227,6 +227,15 @@ KNOWN_BUGS: dict[str, KnownBug] = {
                        Signature("route_backends_exist", after="delete-active")),
         ),
         KnownBug(
+            id="no-failback",
+            title="a pending cluster lost mid-upgrade keeps its HTTPRoute weight until it is back: its share of the "
+            "Gateway's requests fails meanwhile",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="after the pending RayCluster is deleted, about its traffic share of requests fails until the "
+            "operator has made it again and its apps run",
+            signature=(Signature("requests_recover", after="delete-pending"),),
+        ),
+        KnownBug(
             id="strategy-switch",
             title="switching upgradeStrategy.type to NewCluster mid-upgrade promotes the pending cluster at its "
             "partial target_capacity and leaves the HTTPRoute pointing at the deleted old cluster",

@@ -8,11 +8,12 @@ gets all of it (after the gateway has had time to reprogram).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from pytest_kuberay.observe.timeline import Step, Timeline
 from pytest_kuberay.verdict.invariants import Violation
 
-__all__ = ["TRAFFIC_INVARIANTS", "answer_versions", "requests_succeed", "traffic_follows_weights"]
+__all__ = ["TRAFFIC_INVARIANTS", "answer_versions", "requests_recover", "requests_succeed", "traffic_follows_weights"]
 
 GATEWAY_PROGRAMMING_SECONDS = 2.0  # Traefik applies a changed HTTPRoute within about a second
 
@@ -26,6 +27,39 @@ def requests_succeed(step: Step) -> list[Violation]:
     return [Violation("requests_succeed", step.label(), None,
                       f"{len(failed)} of {len(step.requests)} requests through the Gateway failed; first at "
                       f"t={first.t:.1f}s on {first.route}: {first.error}", t=first.t)]
+
+
+def requests_recover(timeline: Timeline, after: str | None = None) -> list[Violation]:
+    """Requests through the Gateway that start failing stop failing within the time the operator needs to react.
+
+    A cluster lost mid-upgrade (its pods or the RayCluster itself) fails its share of requests
+    until the operator routes around it; that takes one reconcile plus the Gateway's reprogramming.
+    Failures less than that apart are one outage; an outage that lasts longer is a violation (B18:
+    upstream keeps the lost pending cluster's weight until it is back, a minute or more).
+    ``after`` names a marker (the disruption) before which nothing is judged.
+    """
+    grace = timeline.reconcile_seconds + GATEWAY_PROGRAMMING_SECONDS + timeline.interval
+    if after is not None and after not in timeline.markers:
+        return []
+    since = timeline.markers.get(after, 0.0) if after else 0.0
+    failed = [r for r in timeline.requests if not r.ok and r.t >= since]
+    outages: list[list[Any]] = []
+    for request in failed:
+        if outages and request.t - outages[-1][-1].t <= grace:
+            outages[-1].append(request)
+        else:
+            outages.append([request])
+    for outage in outages:
+        first, last = outage[0], outage[-1]
+        if last.t - first.t <= grace:
+            continue
+        sent = sum(1 for r in timeline.requests if first.t <= r.t <= last.t)
+        return [Violation("requests_recover", f"t={first.t:.1f}s", None,
+                          f"requests through the Gateway kept failing for {last.t - first.t:.0f}s (t={first.t:.1f}s "
+                          f"to t={last.t:.1f}s), {len(outage)} of {sent} sent meanwhile; longer than the "
+                          f"{grace:.1f}s the operator needs to route around a lost cluster. First: {first.error}",
+                          t=first.t)]
+    return []
 
 
 def answer_versions(timeline: Timeline, phase: str) -> set[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pytest_kuberay.drive.traffic import RequestResult
 from pytest_kuberay.report.plot import plot_timeline
-from pytest_kuberay.verdict.traffic import requests_succeed, traffic_follows_weights
+from pytest_kuberay.verdict.traffic import requests_recover, requests_succeed, traffic_follows_weights
 from tests.unit.timeline_builders import ACTIVE, PENDING, promoted, sample, snap, status, timeline
 
 
@@ -62,3 +62,40 @@ def test_weights_cannot_be_judged_without_versions() -> None:
     tl = _upgrade([RequestResult(3, True, 200, None, 5.0), RequestResult(13, True, 200, None, 5.0)])
     tl.requests = [RequestResult(r.t, r.ok, r.status, None, r.latency_ms) for r in tl.requests]
     assert [traffic_follows_weights(s) for s in tl.steps] == [[], [], [], []]
+
+
+def _requests(failing: tuple[float, float], until: float = 60.0, every: float = 0.2, share: int = 3):
+    """Requests every ``every`` s; within ``failing`` (start, end) every ``share``-th one fails (a lost backend)."""
+    out = []
+    for i in range(int(until / every)):
+        t = i * every
+        down = failing[0] <= t <= failing[1] and i % share == 0
+        out.append(RequestResult(t, not down, 502 if down else 200, None if down else "v1", 3.0,
+                                 "502 Bad Gateway" if down else None))
+    return out
+
+
+def _with_requests(requests, marker: float = 10.0):
+    tl = timeline(sample(0.0, status(100, 20, 20), snap(ACTIVE, "v1"), snap(PENDING, "v2")))
+    tl.requests = requests
+    tl.markers["delete-pending"] = marker
+    return tl
+
+
+def test_b18_requests_failing_until_the_lost_pending_is_back_are_caught() -> None:
+    tl = _with_requests(_requests((12.0, 50.0)))
+    violations = requests_recover(tl, after="delete-pending")
+    assert [v.invariant for v in violations] == ["requests_recover"]
+    assert "kept failing for 38s" in violations[0].message and "502 Bad Gateway" in violations[0].message
+
+
+def test_failures_for_about_one_reconcile_are_the_time_to_route_around_a_loss() -> None:
+    tl = _with_requests(_requests((12.0, 15.0)))  # grace: reconcile 2 s + programming 2 s + interval 0.5 s
+    assert requests_recover(tl, after="delete-pending") == []
+
+
+def test_requests_recover_judges_only_after_its_marker() -> None:
+    tl = _with_requests(_requests((1.0, 9.0)))  # an outage before the disruption is another test's business
+    assert requests_recover(tl, after="delete-pending") == []
+    assert [v.invariant for v in requests_recover(tl)] == ["requests_recover"]
+    assert requests_recover(tl, after="never-happened") == []
