@@ -227,6 +227,16 @@ KNOWN_BUGS: dict[str, KnownBug] = {
                        Signature("route_backends_exist", after="delete-active")),
         ),
         KnownBug(
+            id="third-spec-active",
+            title="a third spec applied mid-upgrade (A -> B -> C) reaches the active cluster during the rollback: it "
+            "runs C's Serve config on A's cluster spec",
+            affected=SpecifierSet(">=1.7.0"),
+            look_for="the active cluster's deployed_app_config changes to the third spec's while the pending is "
+            "rolled back",
+            link="https://github.com/ray-project/kuberay/pull/4601",
+            signature=(Signature("active_config_frozen", role="active", after="third-spec"),),
+        ),
+        KnownBug(
             id="no-failback",
             title="a pending cluster lost mid-upgrade keeps its HTTPRoute weight until it is back: its share of the "
             "Gateway's requests fails meanwhile",
