@@ -6,7 +6,7 @@ Prints figures; asserts nothing. Run as root: ``make bench-verdict [VERSION=v1.5
 Each run is ``make repro``'s pytest command in a subprocess with its own artifacts directory.
 The phases come from the ``phases.json`` the session writes (timestamps the code took), the
 pending cluster's start from the recorded timeline. The minimum is what no harness can avoid:
-the control plane's start, the first Ray cluster's start (apply to serving), and the operator's
+the control plane's start, the first Ray cluster's start (its RayCluster's creation to serving), and the operator's
 own upgrade: the pending cluster's start plus (100 / stepSize) x intervalSeconds.
 
 ``--kept`` first starts a kept cluster with ``pytest-kuberay cluster up`` (not timed), then
@@ -76,7 +76,11 @@ def report(label: str, wall: float, artifacts: Path, kept: bool) -> None:
     verdicts = [p for p in phases if p["name"].startswith("verdict ")]
     verdict_at = verdicts[0]["start"] if verdicts else wall
     control_plane = 0.0 if kept else by_name.get("control plane", {}).get("seconds", 0.0)
-    first_cluster = next((p["seconds"] for p in phases if p["name"].startswith("RayService ")), 0.0)
+    serving = next((p for p in phases if p["name"].startswith("RayService ")), None)
+    created = next((p for p in phases if p["name"].startswith("first RayCluster of ")), None)
+    # from the first RayCluster's creation to serving; the serving wait alone starts after the operator's Ready
+    first_cluster = (serving["start"] + serving["seconds"] - created["start"] if serving and created
+                     else serving["seconds"] if serving else 0.0)
     pending = _pending_start(timeline) or 0.0
     steps = _traffic_steps_needed(timeline, plan)
     upgrade_min = pending + steps * float(plan.get("interval_seconds") or 0)
