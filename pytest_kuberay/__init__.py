@@ -13,7 +13,7 @@ Fixtures (registered by the plugin): ``kuberay_settings``, ``kuberay_cluster``,
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.deploy import DeployedRayService, serving
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, RequestResult, ResponseParser, TrafficSpec, echo_version_of
-from pytest_kuberay.drive.upgrade import TriggerOnce, promoted_for, promoted_or_stalled
+from pytest_kuberay.drive.upgrade import TriggerOnce, promoted_for, promoted_or_stalled, traffic_split
 from pytest_kuberay.drive.watch import record_for
 from pytest_kuberay.errors import KubeRayTestError, ManifestError, ProviderError, ServeConfigError, SettingsError
 from pytest_kuberay.known_bugs import KNOWN_BUGS, KnownBug, known_bug
@@ -144,6 +144,7 @@ __all__ = [
     "serving",
     "traffic_follows_weights",
     "traffic_interval_violations",
+    "traffic_split",
     "traffic_within_capacity",
     "upgrade_progresses",
     "user_scenarios",

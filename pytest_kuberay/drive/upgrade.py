@@ -25,7 +25,7 @@ from pytest_kuberay.observe.timeline import Sample, SampleListener, Timeline, Ti
 from pytest_kuberay.workloads.upgrade_plan import UpgradePlan
 
 __all__ = ["VERDICT_REACHED", "TriggerOnce", "gateway_url", "promoted_for", "promoted_or_stalled", "record_upgrade",
-           "recorder_for", "serve_probe_factory"]
+           "recorder_for", "serve_probe_factory", "traffic_split"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,21 @@ class TriggerOnce:
         self.done.wait(timeout=120)
         if self.error is not None:
             raise AssertionError(f"trigger {self.name!r} failed: {self.error}") from self.error
+
+
+def traffic_split(seen: list[str] | None = None) -> Callable[[Sample], bool]:
+    """A ``TriggerOnce`` condition: the pending cluster has traffic. ``seen`` gets that cluster's name.
+
+    The moment to disrupt an upgrade in: both clusters serve, the route splits the requests.
+    """
+    def when(sample: Sample) -> bool:
+        if sample.key is None or sample.pending_cluster is None or sample.key[2] <= 0:
+            return False
+        if seen is not None:
+            seen.append(sample.pending_cluster)
+        return True
+
+    return when
 
 
 def _promoted_from(initial_active: str) -> Callable[[RayServiceStatus], str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_kuberay import InvariantViolationError, TriggerOnce, requests_recover
+from pytest_kuberay import InvariantViolationError, TriggerOnce, requests_recover, traffic_split
 
 #: The marker of the delete on the timeline, which the bug's signature looks after.
 DELETE_PENDING = "delete-pending"
@@ -21,14 +21,7 @@ DELETE_PENDING = "delete-pending"
 @pytest.mark.kuberay_bug("no-failback")
 def test_a_pending_cluster_lost_mid_upgrade_stops_getting_requests(rayservice, upgrade):
     pending: list[str] = []
-
-    def splits_traffic(sample) -> bool:
-        if sample.key is None or sample.pending_cluster is None or sample.key[2] <= 0:
-            return False
-        pending.append(sample.pending_cluster)
-        return True
-
-    trigger = TriggerOnce(DELETE_PENDING, splits_traffic, lambda: rayservice.delete_raycluster(pending[0]))
+    trigger = TriggerOnce(DELETE_PENDING, traffic_split(pending), lambda: rayservice.delete_raycluster(pending[0]))
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config", triggers=[trigger])
     InvariantViolationError.raise_if(requests_recover(timeline, after=DELETE_PENDING), timeline)
     final = timeline.samples[-1].status

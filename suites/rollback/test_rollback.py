@@ -27,6 +27,7 @@ from pytest_kuberay import (
     record_for,
     requests_succeed,
     serving,
+    traffic_split,
 )
 
 
@@ -34,15 +35,13 @@ class Revert:
     """Re-applies the original spec once the pending cluster has traffic; remembers that pending cluster."""
 
     def __init__(self, rayservice):
-        self.pending = None
+        self.seen: list[str] = []
         original = rayservice.manifest
-        self.trigger = TriggerOnce(ROLLBACK_TRIGGER, self._when, lambda: rayservice.apply(original))
+        self.trigger = TriggerOnce(ROLLBACK_TRIGGER, traffic_split(self.seen), lambda: rayservice.apply(original))
 
-    def _when(self, sample) -> bool:
-        if sample.key is None or not sample.pending_cluster or sample.key[2] <= 0:
-            return False
-        self.pending = sample.pending_cluster
-        return True
+    @property
+    def pending(self) -> str | None:
+        return self.seen[-1] if self.seen else None
 
 
 def rolled_back_or_abandoned(revert: Revert):

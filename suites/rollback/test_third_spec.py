@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from pytest_kuberay import InvariantViolationError, TriggerOnce, active_config_frozen
+from pytest_kuberay import InvariantViolationError, TriggerOnce, active_config_frozen, traffic_split
 
 #: The marker of the third spec on the timeline, which the bug's signature looks after.
 THIRD_SPEC = "third-spec"
@@ -67,14 +67,7 @@ def test_a_third_spec_mid_upgrade_never_reaches_the_active_cluster(rayservice, u
         pytest.skip("no rollback before v1.6.0: a third spec abandons the pending cluster (test_rollback's "
                     "abandoned-pending), and the active's config is then what bug 4189 decides")
     pending: list[str] = []
-
-    def splits_traffic(sample) -> bool:
-        if sample.key is None or sample.pending_cluster is None or sample.key[2] <= 0:
-            return False
-        pending.append(sample.pending_cluster)
-        return True
-
-    trigger = TriggerOnce(THIRD_SPEC, splits_traffic, lambda: rayservice.apply(third_spec(rayservice.manifest)))
+    trigger = TriggerOnce(THIRD_SPEC, traffic_split(pending), lambda: rayservice.apply(third_spec(rayservice.manifest)))
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config", triggers=[trigger],
                        until=until_a_third_cluster(trigger, pending),
                        until_description="a cluster for the third spec, then 20 s more")

@@ -20,6 +20,7 @@ from pytest_kuberay import (
     promoted_at_full_capacity,
     promoted_for,
     route_backends_exist,
+    traffic_split,
 )
 
 #: The marker of the switch on the timeline, which the bug's signature looks after.
@@ -36,8 +37,7 @@ def test_switching_to_newcluster_mid_upgrade_promotes_a_full_cluster_and_a_live_
         rayservice.apply(manifest)
 
     # once traffic is split: the pending cluster holds part of it at a partial target_capacity
-    trigger = TriggerOnce(SWITCH, lambda s: s.key is not None and s.pending_cluster is not None and s.key[2] > 0,
-                          switch)
+    trigger = TriggerOnce(SWITCH, traffic_split(), switch)
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config", triggers=[trigger],
                        until=promoted_for(AFTER_PROMOTION),
                        until_description=f"promotion, then {AFTER_PROMOTION:.0f}s more")
