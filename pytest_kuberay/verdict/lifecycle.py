@@ -8,6 +8,8 @@ that is gone (B16), an upgrade that silently stops stepping (B14).
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
 from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_violation
 
@@ -71,7 +73,7 @@ def promoted_at_full_capacity(step: Step) -> list[Violation]:
                 f"{snap.target_capacity:g}, not 100")
 
     found = lasting_violation("promoted_at_full_capacity", step, judge)
-    return [Violation(v.invariant, v.step, step.active_cluster, v.message, t=v.t, role="active") for v in found]
+    return [dataclasses.replace(v, cluster=step.active_cluster, role="active") for v in found]
 
 
 def _pending_ready(sample: Sample) -> bool:

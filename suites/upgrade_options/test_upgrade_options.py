@@ -16,6 +16,7 @@ from pytest_kuberay import (
     InvariantViolationError,
     invalid_options_rejected,
     options_decided,
+    promoted_or_stalled,
     record_for,
     upgrade_progresses,
 )
@@ -55,22 +56,17 @@ def test_a_zero_step_is_refused(rayservice):
     _judge(rayservice, "zero-step", stepSizePercent=0)
 
 
-def _refused_promoted_or_stalled(initial_active: str | None):
+def _refused_promoted_or_stalled(initial_active: str):
     """Stop at a refusal, at promotion, or once the status has not moved for STALL_SECONDS with the apps RUNNING."""
-    decided = options_decided()
-    seen: dict = {"key": None, "since": None}
+    refused_or_started = options_decided()
+    promoted_or_stuck = promoted_or_stalled(STALL_SECONDS + 5)(initial_active)
 
     def until(sample) -> bool:
         if sample.status is None:
             return False
-        if sample.pending_cluster is None:
-            return decided(sample) or sample.active_cluster not in (None, initial_active)  # refused, or promoted
-        pending = sample.status.pending
-        if not (pending and pending.app_statuses and all(v == "RUNNING" for v in pending.app_statuses.values())):
-            return False
-        if sample.key != seen["key"]:
-            seen.update(key=sample.key, since=sample.t)
-        return sample.t - seen["since"] > STALL_SECONDS + 5
+        if sample.pending_cluster is None and refused_or_started(sample):
+            return True  # refused
+        return not promoted_or_stuck(sample.status)
 
     return until
 
