@@ -118,6 +118,19 @@ def test_config_changes_record_cluster_role_step_and_field_diff() -> None:
     assert change.before != change.after
 
 
+def test_a_change_seen_while_the_status_moved_belongs_to_the_next_settled_step() -> None:
+    """The operator PUTs the next step's config, then writes the status: a sample in between is unsettled."""
+    moving = Sample(1.0, status(80, 40, 40), {s.cluster: s for s in (snap(ACTIVE, "v2", 60), snap(PENDING, "v2", 40))},
+                    settled=False)
+    samples = [
+        sample(0.0, status(80, 40, 40), snap(ACTIVE, "v1", 80), snap(PENDING, "v2", 40)),
+        moving,
+        sample(1.5, status(60, 40, 40), snap(ACTIVE, "v2", 60), snap(PENDING, "v2", 40)),
+    ]
+    changes = timeline(*samples).config_changes
+    assert [(c.t, c.cluster, c.step_key) for c in changes] == [(1.0, ACTIVE, (60, 40, 40))]
+
+
 def test_an_app_appearing_is_a_change_from_none() -> None:
     changes = timeline(*upgrade_samples()).config_changes
     assert [(c.cluster, c.role, c.step_key, c.before) for c in changes] == [

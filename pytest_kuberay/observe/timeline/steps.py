@@ -156,11 +156,19 @@ class Timeline:
                               [sample], self, last))
         return steps
 
+    def _settled_key_from(self, index: int) -> StepKey | None:
+        """The step of the first settled sample at or after ``index``.
+
+        In a sample whose status moved while the clusters were probed, a change may belong to the
+        step that was starting; the next settled sample is the first to show it under a stable status.
+        """
+        return next((s.key for s in self.samples[index:] if s.settled and s.key is not None), None)
+
     @cached_property
     def config_changes(self) -> list[ConfigChange]:
         last_seen: dict[str, ServeSnapshot] = {}
         changes: list[ConfigChange] = []
-        for sample in self.samples:
+        for index, sample in enumerate(self.samples):
             for cluster, snap in sample.snapshots.items():
                 if not snap.ok:
                     continue
@@ -178,7 +186,8 @@ class Timeline:
                         old.deployed_app_config if old else ABSENT, new.deployed_app_config if new else ABSENT
                     )
                     changes.append(ConfigChange(sample.t, cluster, sample.role_of(cluster), app, old_fp,
-                                                new_fp, sample.key, tuple(diff)))
+                                                new_fp, sample.key if sample.settled else
+                                                self._settled_key_from(index), tuple(diff)))
         return changes
 
     def step_keys(self) -> list[StepKey]:
