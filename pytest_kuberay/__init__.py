@@ -44,6 +44,7 @@ from pytest_kuberay.verdict.invariants import (
     traffic_within_capacity,
 )
 from pytest_kuberay.verdict.lifecycle import (
+    active_apps_restored,
     active_cluster_kept,
     promoted_at_full_capacity,
     route_backends_exist,
@@ -111,6 +112,7 @@ __all__ = [
     "Upgrade",
     "UpgradeScenario",
     "Violation",
+    "active_apps_restored",
     "active_cluster_kept",
     "active_config_frozen",
     "capacity_covers_traffic",

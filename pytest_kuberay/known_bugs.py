@@ -246,6 +246,15 @@ KNOWN_BUGS: dict[str, KnownBug] = {
             signature=(Signature("requests_recover", after="delete-pending"),),
         ),
         KnownBug(
+            id="active-head-restart",
+            title="the active cluster's head restarts mid-upgrade: its Serve apps are not deployed again until the "
+            "next target_capacity step on it, while the HTTPRoute still sends it requests",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="after the active head pod is deleted, its dashboard answers with no Serve apps until the "
+            "next step on the active cluster",
+            signature=(Signature("active_apps_restored", after="delete-active-head"),),
+        ),
+        KnownBug(
             id="strategy-switch",
             title="switching upgradeStrategy.type to NewCluster mid-upgrade promotes the pending cluster at its "
             "partial target_capacity and leaves the HTTPRoute pointing at the deleted old cluster",

@@ -20,6 +20,7 @@ from pytest_kuberay._support.apply import apply_manifests
 from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
+from pytest_kuberay.errors import KubeRayTestError
 from pytest_kuberay.observe.objects import RAYCLUSTER_OWNER_LABEL, httproute_name
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.observe.serve_probe import ServeProbe
@@ -86,6 +87,20 @@ class DeployedRayService:
         """Delete one of its RayClusters, as a failure would (a mistaken kubectl delete, a cleanup job)."""
         self.cluster.custom.delete_namespaced_custom_object("ray.io", "v1", self.namespace, "rayclusters",
                                                             cluster_name)
+
+    def delete_head_pod(self, cluster_name: str) -> str:
+        """Delete the head pod of one of its RayClusters, as a node failure or an OOM kill would; returns its name.
+
+        Without GCS fault tolerance the RayCluster's controller starts a new head with an empty
+        Ray cluster: no Serve apps until the RayService operator deploys them again.
+        """
+        pods = self.cluster.core.list_namespaced_pod(
+            self.namespace, label_selector=f"ray.io/cluster={cluster_name},ray.io/node-type=head").items
+        if not pods:
+            raise KubeRayTestError(f"RayCluster {cluster_name} has no head pod in {self.namespace} to delete")
+        name: str = pods[0].metadata.name
+        self.cluster.core.delete_namespaced_pod(name, self.namespace)
+        return name
 
     def apply(self, manifest: dict[str, Any]) -> None:
         """Server-side apply a new spec (an upgrade trigger), remembering the old one."""

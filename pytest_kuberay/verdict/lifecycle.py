@@ -13,7 +13,10 @@ import dataclasses
 from pytest_kuberay.observe.timeline import Sample, Step, Timeline
 from pytest_kuberay.verdict.invariants import SKIP, Violation, lasting_violation
 
-__all__ = ["active_cluster_kept", "promoted_at_full_capacity", "route_backends_exist", "upgrade_progresses"]
+__all__ = [
+    "active_apps_restored", "active_cluster_kept", "promoted_at_full_capacity", "route_backends_exist",
+    "upgrade_progresses",
+]
 
 
 def active_cluster_kept(timeline: Timeline, after: str | None = None) -> list[Violation]:
@@ -105,3 +108,58 @@ def upgrade_progresses(timeline: Timeline, within: float) -> list[Violation]:
                 f"{sample.t - last_change:.0f}s since t={last_change:.1f}s, with the pending cluster's apps RUNNING",
                 t=last_change, role="pending")]
     return []
+
+
+def _missing_apps(sample: Sample, cluster: str, wanted: set[str]) -> set[str] | None:
+    """The apps ``cluster`` answered without in ``sample`` (None: it did not answer, so nothing is known)."""
+    snap = sample.snapshots.get(cluster)
+    if snap is None or not snap.ok:
+        return None
+    return wanted - set(snap.apps)
+
+
+def active_apps_restored(timeline: Timeline, after: str) -> list[Violation]:
+    """Once the active cluster answers again after a disruption (marker ``after``), its Serve apps come back
+    within one reconcile.
+
+    A head pod that restarts without GCS fault tolerance comes back with no Serve apps; the
+    operator must deploy them again as soon as the dashboard answers, not wait for the next
+    target_capacity step on the active cluster (B19), while the HTTPRoute still sends that
+    cluster its share of the requests.
+    """
+    if after not in timeline.markers:
+        return []
+    since = timeline.markers[after]
+    wanted = set(timeline.baseline)
+    cluster = timeline.initial_active
+    if not wanted or cluster is None:
+        return []
+    grace = timeline.reconcile_seconds + 2 * timeline.interval
+    outage_start: Sample | None = None
+    for sample in timeline.samples:
+        if sample.t < since or sample.active_cluster != cluster:
+            continue
+        missing = _missing_apps(sample, cluster, wanted)
+        if missing is None:
+            continue
+        if missing and outage_start is None:
+            outage_start = sample
+        elif not missing and outage_start is not None:
+            if sample.t - outage_start.t > grace:
+                return [_apps_gone(outage_start, sample.t, wanted, grace, since, back=True)]
+            outage_start = None
+    last = timeline.samples[-1] if timeline.samples else None
+    if outage_start is not None and last is not None and last.t - outage_start.t > grace:
+        return [_apps_gone(outage_start, last.t, wanted, grace, since, back=False)]
+    return []
+
+
+def _apps_gone(start: Sample, until: float, wanted: set[str], grace: float, since: float, back: bool) -> Violation:
+    cluster = start.active_cluster
+    end = f"until t={until:.1f}s" if back else f"and were still missing when the recording ended at t={until:.1f}s"
+    step = start.status.step_key if start.status else None
+    return Violation("active_apps_restored", f"t={start.t:.1f}s", cluster,
+                     f"the active cluster answered without its Serve apps {sorted(wanted)} from t={start.t:.1f}s "
+                     f"({start.t - since:.1f}s after the disruption, status step {step}) {end}: "
+                     f"{until - start.t:.0f}s, longer than the {grace:.1f}s one reconcile takes to deploy them",
+                     t=start.t, role="active")

@@ -8,13 +8,14 @@ from pytest_kuberay.observe.objects import ObjectSnapshot, RouteBackend
 from pytest_kuberay.observe.rayservice_status import ClusterStatus, RayServiceStatus
 from pytest_kuberay.observe.timeline import Sample, Timeline
 from pytest_kuberay.verdict.lifecycle import (
+    active_apps_restored,
     active_cluster_kept,
     promoted_at_full_capacity,
     route_backends_exist,
     upgrade_progresses,
 )
 from pytest_kuberay.verdict.objects import ROLLBACK_TRIGGER
-from tests.unit.timeline_builders import ACTIVE, PENDING, promoted, sample, snap, status, timeline
+from tests.unit.timeline_builders import ACTIVE, PENDING, failed_snap, promoted, sample, snap, status, timeline
 
 REPLACEMENT = "rs-c"
 
@@ -118,3 +119,45 @@ def test_b20_a_cluster_promoted_at_its_partial_capacity_is_caught() -> None:
 def test_a_partial_capacity_right_at_promotion_is_within_a_reconcile() -> None:
     tl = _promotion(40.0, seconds=2.0)  # the operator puts 100 within one reconcile (2 s here) plus a sample
     assert [v for step in tl.steps for v in promoted_at_full_capacity(step)] == []
+
+
+HEAD_DELETED = "delete-active-head"
+
+
+def _head_restart(apps_missing_for: float, back: bool = True) -> Timeline:
+    """The active head is deleted at t=2: its dashboard is down 10 s, then answers without apps for a while."""
+    up = [sample(i * 0.5, status(80, 20, 20), snap(ACTIVE, "v1", 80), snap(PENDING, "v2", 20)) for i in range(5)]
+    down = [sample(2.5 + i * 0.5, status(80, 20, 20), failed_snap(ACTIVE), snap(PENDING, "v2", 20))
+            for i in range(20)]
+    empty = [sample(12.5 + i * 0.5, status(80, 20, 20), snap(ACTIVE, None), snap(PENDING, "v2", 20))
+             for i in range(int(apps_missing_for / 0.5))]
+    t = 12.5 + apps_missing_for
+    again = [sample(t + i * 0.5, status(60, 40, 40), snap(ACTIVE, "v1", 60), snap(PENDING, "v2", 40))
+             for i in range(3)] if back else []
+    tl = timeline(*up, *down, *empty, *again)
+    tl.markers = {HEAD_DELETED: 2.0}
+    return tl
+
+
+def test_apps_redeployed_within_a_reconcile_of_the_head_answering_pass() -> None:
+    assert active_apps_restored(_head_restart(3.0), after=HEAD_DELETED) == []
+
+
+def test_b19_apps_missing_until_the_next_active_step_are_caught() -> None:
+    violations = active_apps_restored(_head_restart(60.0), after=HEAD_DELETED)
+    assert [(v.invariant, v.cluster, v.role, v.t) for v in violations] == [
+        ("active_apps_restored", ACTIVE, "active", 12.5)]
+    assert "until t=72.5s" in violations[0].message and "60s" in violations[0].message
+
+
+def test_apps_still_missing_when_the_recording_ends_are_caught() -> None:
+    violations = active_apps_restored(_head_restart(20.0, back=False), after=HEAD_DELETED)
+    assert len(violations) == 1 and "still missing" in violations[0].message
+
+
+def test_a_dashboard_that_is_down_is_not_judged_and_without_the_marker_nothing_is() -> None:
+    tl = _head_restart(60.0)
+    tl.markers = {}
+    assert active_apps_restored(tl, after=HEAD_DELETED) == []
+    down_only = _head_restart(0.0, back=False)  # the recording ends while the head is still down
+    assert active_apps_restored(down_only, after=HEAD_DELETED) == []

@@ -1,0 +1,86 @@
+"""The active cluster's head pod restarts in the middle of an upgrade (an OOM kill, a node drained).
+
+Without GCS fault tolerance the new head starts an empty Ray cluster: no Serve apps. The
+HTTPRoute still sends the active cluster most of the requests, so the operator must deploy
+its apps again as soon as its dashboard answers. Upstream skips the Serve config update of an
+active cluster while an upgrade is in progress, so the apps come back only with the next
+target_capacity step on that cluster (bug ``active-head-restart``): a whole intervalSeconds
+and more with the active cluster's share of the traffic failing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pytest_kuberay import InvariantViolationError, TriggerOnce, active_apps_restored, promoted_or_stalled
+
+#: The marker of the head pod's delete on the timeline, which the bug's signature looks after.
+DELETE_ACTIVE_HEAD = "delete-active-head"
+#: The marker of the first sample after the delete in which the active cluster answers with its apps again.
+ACTIVE_APPS_BACK = "active-apps-back"
+#: Long enough that the head (about half a minute to restart here) is back well before the next
+#: step on the active cluster, which is what the apps wait for when the bug is there.
+INTERVAL_SECONDS = 90
+#: Samples after the apps are back, so the plot shows the recovery.
+AFTER_RECOVERY_SECONDS = 5
+#: No step for this long with the pending apps RUNNING is a stuck upgrade, not a slow one.
+STALL_SECONDS = 3 * INTERVAL_SECONDS
+
+
+def _active_stepped_down(sample) -> bool:
+    """The active cluster has handed over its first capacity step: both clusters serve."""
+    return sample.key is not None and sample.pending_cluster is not None and sample.key[0] < 100
+
+
+def _apps_back(active: list[str], apps: set[str], head_deleted: TriggerOnce):
+    """After the delete, the first sample where the active cluster answered without its apps, then with them."""
+    seen_missing = threading.Event()
+
+    def when(sample) -> bool:
+        if head_deleted.fired_at is None or sample.t < head_deleted.fired_at or not active:
+            return False
+        snap = sample.snapshots.get(active[0])
+        if snap is None or not snap.ok:
+            return False
+        if not apps <= set(snap.apps):
+            seen_missing.set()
+            return False
+        return seen_missing.is_set()
+
+    return when
+
+
+@pytest.mark.kuberay_bug("active-head-restart")
+def test_an_active_head_restart_mid_upgrade_gets_its_apps_back_at_once(rayservice_factory, upgrade):
+    rayservice = rayservice_factory(interval_seconds=INTERVAL_SECONDS)
+    status = rayservice.status()
+    active = [status.active.cluster]
+    apps = set(status.active.app_statuses)
+    assert apps, f"the active cluster reports no Serve apps before the upgrade: {status}"
+    head_deleted = TriggerOnce(DELETE_ACTIVE_HEAD, _active_stepped_down, lambda: rayservice.delete_head_pod(active[0]))
+    back = TriggerOnce(ACTIVE_APPS_BACK, _apps_back(active, apps, head_deleted), lambda: None)
+    stalled = promoted_or_stalled(STALL_SECONDS)
+
+    def until(initial_active: str):
+        promoted_or_stuck = stalled(initial_active)
+        back_since: list[float] = []
+
+        def check(status) -> str:
+            if back.fired_at is not None:
+                back_since[:1] = back_since[:1] or [time.monotonic()]
+                if time.monotonic() - back_since[0] >= AFTER_RECOVERY_SECONDS:
+                    return ""
+            return promoted_or_stuck(status)
+
+        return check
+
+    timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config",
+                       triggers=[head_deleted, back], until=until,
+                       until_description="the active cluster's apps back after its head restarted, or promotion")
+    head_deleted.check()
+    InvariantViolationError.raise_if(active_apps_restored(timeline, after=DELETE_ACTIVE_HEAD), timeline)
+    assert back.fired_at is not None, (
+        f"the active cluster never answered with its apps {sorted(apps)} again after its head restarted")
