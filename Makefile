@@ -44,7 +44,8 @@ CONFORMANCE_VERSIONS ?= v1.5.0,v1.5.1,v1.6.0,v1.6.1,v1.6.2
 CONFORMANCE_DIR ?= kuberay-artifacts/conformance
 ## every suite x every buildable release, one pytest run (and cluster) per version, then docs/conformance.md.
 ## SOURCE=<kuberay checkout> SOURCE_VERSION=v1.7.0 adds a column built from that checkout. A failing
-## column does not stop the others: the table shows what each version did.
+## column does not stop the others: the table shows what each version did. The results behind the page are
+## kept in docs/conformance/results.json, so a run of some versions adds to the table; FRESH=1 starts it over.
 conformance: $(STAMP)
 	$(MAKE) toolchain VERSIONS=$(CONFORMANCE_VERSIONS) VERSION=$(firstword $(subst $(comma), ,$(CONFORMANCE_VERSIONS)))
 	@set -uo pipefail; mkdir -p $(CONFORMANCE_DIR); runs=(); sources=(); \
@@ -56,7 +57,7 @@ conformance: $(STAMP)
 	    --kuberay-artifacts=$(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source -p no:cacheprovider -rxX $(PYTEST_ARGS) 2>&1 \
 	    | tee $(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source.log; runs+=($(CONFORMANCE_DIR)/$(SOURCE_VERSION)-source); \
 	  sources+=(--source "$(SOURCE_VERSION)=built from the checkout $(SOURCE)"); fi; \
-	$(VENV)/bin/pytest-kuberay conformance "$${runs[@]}" "$${sources[@]}" --out docs/conformance.md
+	$(VENV)/bin/pytest-kuberay conformance "$${runs[@]}" "$${sources[@]}" $(if $(FRESH),--fresh) --out docs/conformance.md
 
 ## reproduce bug 4189 on one version (maxSurge 20/stepSize 20): prints the verdict and the artifact paths
 repro: toolchain

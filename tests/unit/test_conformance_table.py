@@ -67,3 +67,28 @@ def test_a_later_run_of_the_same_test_and_version_replaces_the_earlier(tmp_path:
     assert cells[("fast-rollback", "v1.6.2")].verdict == "XFAIL"
     assert cells[("fast-rollback", "v1.5.1")].verdict.startswith("FAILED")  # not rerun: the first result stands
     assert cells[("fast-rollback", "v1.7.0")].verdict == "PASS"
+
+
+def test_a_later_column_adds_to_the_kept_table_and_keeps_its_plots(tmp_path: Path) -> None:
+    out = tmp_path / "docs" / "conformance.md"
+    plot = tmp_path / "timeline.png"
+    plot.write_bytes(b"png-150")
+    first, later = tmp_path / "run-v1.5.0", tmp_path / "run-v1.6.2"
+    for directory in (first, later):
+        directory.mkdir()
+    (first / "conformance.json").write_text(json.dumps([
+        row("v1.5.0", "4189", "reproduced, as registered", "xfail", evidence="[active_config_frozen] x",
+            plot=str(plot))]))
+    (later / "conformance.json").write_text(json.dumps([row("v1.6.2", "4189", "not present, as registered",
+                                                            "passed")]))
+    assert main([str(first), "--out", str(out)]) == 0
+    plot.unlink()  # the first run's artifacts are gone: only the kept copy remains
+    assert main([str(later), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "| 4189" not in page and "XFAIL [(evidence)](#4189-v150)" in page and "| PASS |" in page
+    assert "[plot](conformance/v1.5.0/4189.png)" in page
+    assert (tmp_path / "docs" / "conformance" / "v1.5.0" / "4189.png").read_bytes() == b"png-150"
+    kept = json.loads((tmp_path / "docs" / "conformance" / "results.json").read_text())
+    assert {(r["version"], tuple(r["artifacts"])) for r in kept} == {("v1.5.0", ("v1.5.0/4189.png",)), ("v1.6.2", ())}
+    assert main([str(later), "--out", str(out), "--fresh"]) == 0
+    assert "v1.5.0" not in out.read_text().split("## Evidence")[0]
