@@ -20,7 +20,7 @@ CLEAN = upgrade(GOOD_KEYS)
 def test_every_bug_signature_names_a_known_invariant() -> None:
     # a typo in a signature would silently disable the early end for that bug
     whole_recording = {"no_write_churn", "no_operator_panics", "invalid_options_rejected", "upgrade_progresses",
-                       "active_cluster_kept", "requests_recover"}
+                       "active_cluster_kept", "requests_recover", "active_apps_restored"}
     for bug in KNOWN_BUGS.values():
         for sig in bug.signature:
             assert sig.invariant in STEP_INVARIANTS or sig.invariant in whole_recording, (bug.id, sig.invariant)
