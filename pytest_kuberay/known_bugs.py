@@ -266,6 +266,15 @@ KNOWN_BUGS: dict[str, KnownBug] = {
                        Signature("route_backends_exist", after="switch-to-newcluster")),
         ),
         KnownBug(
+            id="5148",
+            title="after promotion the RayService's serve Service keeps selecting the old cluster until the new "
+            "active cluster's Serve apps are all RUNNING, and has no endpoints once the old cluster is deleted",
+            affected=SpecifierSet(">=1.5.0"),
+            look_for="<rayservice>-serve-svc has 0 ready endpoints after the old cluster's deletion while the "
+            "promoted cluster's apps are DEPLOYING; the Gateway still answers",
+            signature=(Signature("serve_service_keeps_endpoints"),),
+        ),
+        KnownBug(
             id="zero-step",
             title="stepSizePercent 0 passes validation: the upgrade starts and can never move traffic",
             affected=SpecifierSet(">=1.5.0"),
