@@ -89,7 +89,8 @@ class DeployedRayService:
                                                             cluster_name)
 
     def delete_head_pod(self, cluster_name: str) -> str:
-        """Delete the head pod of one of its RayClusters, as a node failure or an OOM kill would; returns its name.
+        """Kill the head pod of one of its RayClusters at once, as a node failure or an OOM kill would (no
+        grace period); returns its name.
 
         Without GCS fault tolerance the RayCluster's controller starts a new head with an empty
         Ray cluster: no Serve apps until the RayService operator deploys them again.
@@ -99,7 +100,7 @@ class DeployedRayService:
         if not pods:
             raise KubeRayTestError(f"RayCluster {cluster_name} has no head pod in {self.namespace} to delete")
         name: str = pods[0].metadata.name
-        self.cluster.core.delete_namespaced_pod(name, self.namespace)
+        self.cluster.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
         return name
 
     def apply(self, manifest: dict[str, Any]) -> None:

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["KubernetesObjectSource", "ObjectSnapshot", "ObjectSource", "RouteBackend", "httproute_name",
-           "parse_route_backends",
-           "serve_service", "serve_service_cluster"]
+__all__ = ["KubernetesObjectSource", "ObjectSnapshot", "ObjectSource", "RouteBackend", "head_service",
+           "httproute_name", "parse_route_backends", "serve_service", "serve_service_cluster"]
 
 RAYCLUSTER_OWNER_LABEL = "ray.io/originated-from-cr-name"
 
@@ -23,6 +22,11 @@ RAYCLUSTER_OWNER_LABEL = "ray.io/originated-from-cr-name"
 def serve_service(rayservice: str) -> str:
     """The RayService-level Service that selects the active cluster's serving pods."""
     return f"{rayservice}-serve-svc"
+
+
+def head_service(rayservice: str) -> str:
+    """The RayService-level Service that selects the active cluster's head pod."""
+    return f"{rayservice}-head-svc"
 
 
 def httproute_name(rayservice: str) -> str:
@@ -49,7 +53,12 @@ class RouteBackend:
 
 @dataclass(frozen=True)
 class ObjectSnapshot:
-    """The objects at one instant. ``route`` is None without an HTTPRoute; ``serve_endpoints`` without a Service."""
+    """The objects at one instant. ``route`` is None without an HTTPRoute; an endpoint count without its Service.
+
+    ``serve_endpoints`` and ``head_endpoints`` count the ready endpoints of the RayService's own
+    ``<rayservice>-serve-svc`` and ``<rayservice>-head-svc``. With the incremental strategy KubeRay
+    makes no ``-serve-svc`` (the Gateway routes to each cluster's own), only the ``-head-svc``.
+    """
 
     route: tuple[RouteBackend, ...] | None = None
     rayclusters: tuple[str, ...] = ()
@@ -57,6 +66,12 @@ class ObjectSnapshot:
     #: Events in the RayService's namespace: reason -> how many times it was emitted so far.
     events: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    head_endpoints: int | None = None
+
+    def stable_service_endpoints(self) -> dict[str, int]:
+        """The RayService's own Services that exist ("serve", "head") -> their ready endpoints."""
+        counts = {"serve": self.serve_endpoints, "head": self.head_endpoints}
+        return {kind: count for kind, count in counts.items() if count is not None}
 
     @property
     def ok(self) -> bool:
@@ -118,8 +133,8 @@ class KubernetesObjectSource:
             "ray.io", "v1", self.namespace, "rayclusters", label_selector=f"{RAYCLUSTER_OWNER_LABEL}={self.name}")
         return tuple(sorted(i["metadata"]["name"] for i in items["items"]))
 
-    def _serve_endpoints(self) -> int | None:
-        service = serve_service(self.name)
+    def _ready_endpoints(self, service: str) -> int | None:
+        """Ready endpoints of ``service`` from its EndpointSlices; None when it has none (no such Service)."""
         slices = self._discovery.list_namespaced_endpoint_slice(
             self.namespace, label_selector=f"kubernetes.io/service-name={service}").items
         if not slices:
@@ -130,6 +145,7 @@ class KubernetesObjectSource:
     def read(self) -> ObjectSnapshot:
         try:
             events = _count_events(self._cluster.core.list_namespaced_event(self.namespace).items)
-            return ObjectSnapshot(self._route(), self._rayclusters(), self._serve_endpoints(), events)
+            return ObjectSnapshot(self._route(), self._rayclusters(), self._ready_endpoints(serve_service(self.name)),
+                                  events, head_endpoints=self._ready_endpoints(head_service(self.name)))
         except Exception as exc:  # a failed read is data, like a failed probe
             return ObjectSnapshot(error=f"{type(exc).__name__}: {exc}")

@@ -155,7 +155,11 @@ def pending_config_frozen_during_rollback(step: Step) -> list[Violation]:
 
 
 def serve_service_keeps_endpoints(step: Step) -> list[Violation]:
-    """After promotion ``<rayservice>-serve-svc`` keeps ready endpoints (B15: it can lose them all)."""
+    """After promotion the RayService's own Services keep ready endpoints (B15: they can lose them all).
+
+    Judged on those that exist: ``<rayservice>-serve-svc`` and ``<rayservice>-head-svc`` (with the
+    incremental strategy KubeRay makes only the head one). A sample in which neither exists says nothing.
+    """
     if step.phase != "promoted":
         return []
 
@@ -163,9 +167,14 @@ def serve_service_keeps_endpoints(step: Step) -> list[Violation]:
         objects = sample.objects
         if objects is None or not objects.ok:
             return SKIP
-        if objects.serve_endpoints:
+        counts = objects.stable_service_endpoints()
+        if not counts:
+            return SKIP
+        empty = [kind for kind, count in counts.items() if count == 0]
+        if not empty:
             return None
-        return f"the RayService's serve Service has {objects.serve_endpoints or 0} ready endpoints after promotion"
+        return (f"the RayService's {' and '.join(empty)} Service{'s have' if len(empty) > 1 else ' has'} 0 ready "
+                f"endpoints after promotion")
 
     return lasting_violation("serve_service_keeps_endpoints", step, judge)
 

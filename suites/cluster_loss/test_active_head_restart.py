@@ -10,7 +10,6 @@ and more with the active cluster's share of the traffic failing.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -21,11 +20,17 @@ from pytest_kuberay import InvariantViolationError, TriggerOnce, active_apps_res
 DELETE_ACTIVE_HEAD = "delete-active-head"
 #: The marker of the first sample after the delete in which the active cluster answers with its apps again.
 ACTIVE_APPS_BACK = "active-apps-back"
-#: Long enough that the head (about half a minute to restart here) is back well before the next
-#: step on the active cluster, which is what the apps wait for when the bug is there.
-INTERVAL_SECONDS = 90
+#: The marker of the sample in which the active cluster has answered without its apps for MISSING_EVIDENCE_SECONDS.
+ACTIVE_APPS_MISSING = "active-apps-missing"
+#: Long enough that the head (up to a minute to start again here) is back, and its apps missing for
+#: MISSING_EVIDENCE_SECONDS, well before the next step on the active cluster, which is what the apps
+#: wait for when the bug is there.
+INTERVAL_SECONDS = 150
 #: Samples after the apps are back, so the plot shows the recovery.
 AFTER_RECOVERY_SECONDS = 5
+#: The active cluster answering without its apps for this long (many reconciles) is evidence enough:
+#: the recording stops there instead of waiting for the next step to bring them back.
+MISSING_EVIDENCE_SECONDS = 45
 #: No step for this long with the pending apps RUNNING is a stuck upgrade, not a slow one.
 STALL_SECONDS = 3 * INTERVAL_SECONDS
 
@@ -35,9 +40,10 @@ def _active_stepped_down(sample) -> bool:
     return sample.key is not None and sample.pending_cluster is not None and sample.key[0] < 100
 
 
-def _apps_back(active: list[str], apps: set[str], head_deleted: TriggerOnce):
-    """After the delete, the first sample where the active cluster answered without its apps, then with them."""
-    seen_missing = threading.Event()
+def _answered_without(active: list[str], apps: set[str], head_deleted: TriggerOnce, missing: bool):
+    """After the delete: the active cluster's dashboard answered without its apps (``missing``), or, after
+    that, with them all again."""
+    missing_since: list[float] = []
 
     def when(sample) -> bool:
         if head_deleted.fired_at is None or sample.t < head_deleted.fired_at or not active:
@@ -46,9 +52,9 @@ def _apps_back(active: list[str], apps: set[str], head_deleted: TriggerOnce):
         if snap is None or not snap.ok:
             return False
         if not apps <= set(snap.apps):
-            seen_missing.set()
-            return False
-        return seen_missing.is_set()
+            missing_since[:1] = missing_since[:1] or [sample.t]
+            return missing and sample.t - missing_since[0] >= MISSING_EVIDENCE_SECONDS
+        return not missing and bool(missing_since)
 
     return when
 
@@ -61,7 +67,9 @@ def test_an_active_head_restart_mid_upgrade_gets_its_apps_back_at_once(rayservic
     apps = set(status.active.app_statuses)
     assert apps, f"the active cluster reports no Serve apps before the upgrade: {status}"
     head_deleted = TriggerOnce(DELETE_ACTIVE_HEAD, _active_stepped_down, lambda: rayservice.delete_head_pod(active[0]))
-    back = TriggerOnce(ACTIVE_APPS_BACK, _apps_back(active, apps, head_deleted), lambda: None)
+    back = TriggerOnce(ACTIVE_APPS_BACK, _answered_without(active, apps, head_deleted, missing=False), lambda: None)
+    long_missing = TriggerOnce(ACTIVE_APPS_MISSING, _answered_without(active, apps, head_deleted, missing=True),
+                               lambda: None)
     stalled = promoted_or_stalled(STALL_SECONDS)
 
     def until(initial_active: str):
@@ -69,6 +77,8 @@ def test_an_active_head_restart_mid_upgrade_gets_its_apps_back_at_once(rayservic
         back_since: list[float] = []
 
         def check(status) -> str:
+            if long_missing.fired_at is not None:
+                return ""
             if back.fired_at is not None:
                 back_since[:1] = back_since[:1] or [time.monotonic()]
                 if time.monotonic() - back_since[0] >= AFTER_RECOVERY_SECONDS:
@@ -78,7 +88,7 @@ def test_an_active_head_restart_mid_upgrade_gets_its_apps_back_at_once(rayservic
         return check
 
     timeline = upgrade(rayservice, cluster_change="worker-cpu", serve_change="user-config",
-                       triggers=[head_deleted, back], until=until,
+                       triggers=[head_deleted, back, long_missing], until=until,
                        until_description="the active cluster's apps back after its head restarted, or promotion")
     head_deleted.check()
     InvariantViolationError.raise_if(active_apps_restored(timeline, after=DELETE_ACTIVE_HEAD), timeline)

@@ -105,6 +105,9 @@ def test_the_serve_service_follows_a_promotion_whose_apps_are_not_running_yet(ra
     timeline = upgrade(rayservice, to=gated_upgrade(DELETION_DELAY_SECONDS), triggers=[release],
                        until=promoted_for(AFTER_PROMOTION_SECONDS),
                        until_description=f"promotion, then {AFTER_PROMOTION_SECONDS}s more")
+    watched = [s for s in timeline.samples if s.objects is not None and s.objects.ok
+               and s.objects.stable_service_endpoints()]
+    assert watched, "no sample saw the RayService's own serve or head Service: nothing to judge"
     violations = [v for step in timeline.steps for v in serve_service_keeps_endpoints(step)]
     InvariantViolationError.raise_if(violations, timeline)
     assert timeline.steps[-1].phase == "promoted", f"the recording ends in phase {timeline.steps[-1].phase}"

@@ -151,7 +151,28 @@ def test_b15_the_serve_service_without_endpoints_after_promotion() -> None:
     samples += [with_objects(sample(t, promoted(), snap(PENDING, "v2")), objects({PENDING: 100}, (PENDING,), 0))
                 for t in (0.0, 1.0, 2.0)]
     [violation] = all_violations(timeline(*samples, reconcile_seconds=0.5), serve_service_keeps_endpoints)
-    assert "0 ready endpoints after promotion" in violation.message
+    assert "the RayService's serve Service has 0 ready endpoints after promotion" in violation.message
+
+
+def _promoted_with(serve: int | None, head: int | None) -> Timeline:
+    samples = [sample(-1.0, status(), snap(ACTIVE, "v1"))]
+    samples += [with_objects(sample(t, promoted(), snap(PENDING, "v2")),
+                             dataclasses.replace(objects({PENDING: 100}, (PENDING,), serve), head_endpoints=head))
+                for t in (0.0, 1.0, 2.0)]
+    return timeline(*samples, reconcile_seconds=0.5)
+
+
+def test_b15_with_the_incremental_strategy_only_the_head_service_exists_and_is_judged() -> None:
+    # recorded on v1.6.2: no <rs>-serve-svc at all (None), the <rs>-head-svc with one ready endpoint
+    assert all_violations(_promoted_with(None, 1), serve_service_keeps_endpoints) == []
+    [violation] = all_violations(_promoted_with(None, 0), serve_service_keeps_endpoints)
+    assert "the RayService's head Service has 0 ready endpoints" in violation.message
+    [both] = all_violations(_promoted_with(0, 0), serve_service_keeps_endpoints)
+    assert "serve and head Services have 0 ready endpoints" in both.message
+
+
+def test_a_rayservice_without_its_own_services_is_not_judged_as_empty() -> None:
+    assert all_violations(_promoted_with(None, None), serve_service_keeps_endpoints) == []
 
 
 def test_b6_b7_write_churn_at_steady_state() -> None:
