@@ -267,11 +267,12 @@ KNOWN_BUGS: dict[str, KnownBug] = {
         ),
         KnownBug(
             id="5148",
-            title="after promotion the RayService's serve Service keeps selecting the old cluster until the new "
-            "active cluster's Serve apps are all RUNNING, and has no endpoints once the old cluster is deleted",
+            title="after promotion the RayService's own Services (its head Service with the incremental strategy) "
+            "keep selecting the old cluster until the new active cluster's Serve apps are all RUNNING, and have no "
+            "endpoints once the old cluster is deleted",
             affected=SpecifierSet(">=1.5.0"),
-            look_for="<rayservice>-serve-svc has 0 ready endpoints after the old cluster's deletion while the "
-            "promoted cluster's apps are DEPLOYING; the Gateway still answers",
+            look_for="<rayservice>-head-svc (and -serve-svc where it exists) has 0 ready endpoints after the old "
+            "cluster's deletion while the promoted cluster's apps are DEPLOYING; the Gateway still answers",
             signature=(Signature("serve_service_keeps_endpoints"),),
         ),
         KnownBug(
