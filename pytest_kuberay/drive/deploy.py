@@ -21,7 +21,7 @@ from pytest_kuberay._support.phases import PHASES
 from pytest_kuberay._support.waiting import eventually
 from pytest_kuberay.drive.traffic import ECHO_TRAFFIC, TrafficSpec
 from pytest_kuberay.errors import KubeRayTestError
-from pytest_kuberay.observe.objects import RAYCLUSTER_OWNER_LABEL, httproute_name
+from pytest_kuberay.observe.objects import RAYCLUSTER_OWNER_LABEL, head_service, httproute_name
 from pytest_kuberay.observe.rayservice_status import RayServiceStatus, parse_rayservice_status
 from pytest_kuberay.observe.serve_probe import ServeProbe
 from pytest_kuberay.providers.base import ClusterHandle
@@ -31,11 +31,6 @@ from pytest_kuberay.workloads.serve_apps import SERVE_APPS_DIR
 __all__ = ["DeployedRayService", "deploy_rayservice", "describe_status", "serving", "wait_gateway_ready"]
 
 log = logging.getLogger(__name__)
-
-
-def head_service(cluster_name: str) -> str:
-    """KubeRay names a RayCluster's head Service ``<cluster>-head-svc``; its dashboard port is ``dashboard``."""
-    return f"{cluster_name}-head-svc"
 
 
 @dataclass

@@ -24,9 +24,12 @@ def serve_service(rayservice: str) -> str:
     return f"{rayservice}-serve-svc"
 
 
-def head_service(rayservice: str) -> str:
-    """The RayService-level Service that selects the active cluster's head pod."""
-    return f"{rayservice}-head-svc"
+def head_service(name: str) -> str:
+    """KubeRay's head Service of a RayCluster, or of a RayService (it selects the active cluster's head pod).
+
+    Both are ``<name>-head-svc``; its dashboard port is named ``dashboard``.
+    """
+    return f"{name}-head-svc"
 
 
 def httproute_name(rayservice: str) -> str:

@@ -53,7 +53,6 @@ def load_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
         if not file.is_file():
             raise FileNotFoundError(f"{file}: no conformance.json here (did the run reach its end?)")
         for row in json.loads(file.read_text()):
-            # a kept table's plots are named relative to the file; a run's are absolute
             row["artifacts"] = [_resolved(a, file.parent) for a in row.get("artifacts", [])]
             rows.pop((row["test"], row["version"]), None)
             rows[(row["test"], row["version"])] = row
@@ -230,13 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"pytest-kuberay conformance: {exc}", file=sys.stderr)
         return 2
+    if not rows:
+        print("pytest-kuberay conformance: no results: name the runs' artifact directories", file=sys.stderr)
+        return 2
     given = dict(s.split("=", 1) for s in args.source if "=" in s)
     for row in rows:  # a source-built column keeps saying what it was built from
         row["built_from"] = given.get(row["version"], row.get("built_from"))
     sources = {r["version"]: r["built_from"] for r in rows if r.get("built_from")}
-    if not rows:
-        print("pytest-kuberay conformance: no results: name the runs' artifact directories", file=sys.stderr)
-        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, args.out.parent, sources, [str(r) for r in inputs]))
     print(f"wrote {args.out}: {len(rows)} results")
