@@ -39,15 +39,15 @@ def _active_stepped_down(sample) -> bool:
     return sample.key is not None and sample.pending_cluster is not None and sample.key[0] < 100
 
 
-def _apps_settled(active: list[str], apps: set[str], head_deleted: TriggerOnce, outcome: list[str]):
+def _apps_settled(active: str, apps: set[str], head_deleted: TriggerOnce, outcome: list[str]):
     """After the delete, once the active cluster's dashboard answered without its apps: the first sample with
     them all again ("back"), or one MISSING_EVIDENCE_SECONDS later still without them ("missing")."""
     missing_since: list[float] = []
 
     def when(sample) -> bool:
-        if head_deleted.fired_at is None or sample.t < head_deleted.fired_at or not active:
+        if head_deleted.fired_at is None or sample.t < head_deleted.fired_at:
             return False
-        snap = sample.snapshots.get(active[0])
+        snap = sample.snapshots.get(active)
         if snap is None or not snap.ok:
             return False
         if not apps <= set(snap.apps):
@@ -68,10 +68,10 @@ def _apps_settled(active: list[str], apps: set[str], head_deleted: TriggerOnce, 
 def test_an_active_head_restart_mid_upgrade_gets_its_apps_back_at_once(rayservice_factory, upgrade):
     rayservice = rayservice_factory(interval_seconds=INTERVAL_SECONDS)
     status = rayservice.status()
-    active = [status.active.cluster]
+    active = status.active.cluster
     apps = set(status.active.app_statuses)
     assert apps, f"the active cluster reports no Serve apps before the upgrade: {status}"
-    head_deleted = TriggerOnce(DELETE_ACTIVE_HEAD, _active_stepped_down, lambda: rayservice.delete_head_pod(active[0]))
+    head_deleted = TriggerOnce(DELETE_ACTIVE_HEAD, _active_stepped_down, lambda: rayservice.delete_head_pod(active))
     outcome: list[str] = []
     settled = TriggerOnce(ACTIVE_APPS_SETTLED, _apps_settled(active, apps, head_deleted, outcome), lambda: None)
     stalled = promoted_or_stalled(STALL_SECONDS)

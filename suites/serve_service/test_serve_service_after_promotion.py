@@ -1,10 +1,13 @@
-"""After an incremental upgrade's promotion, ``<rayservice>-serve-svc`` must keep serving: it selects the new cluster.
+"""After an incremental upgrade's promotion, the RayService's own Services must keep serving: they select the new
+cluster.
 
-Clients inside the cluster reach a RayService through its stable serve Service as well as through
-the Gateway. Upstream moves that Service's selector only in a reconcile that finds the new active
-cluster's Serve apps all RUNNING (bug #5148). When they are not RUNNING at promotion, the Service
-keeps selecting the old cluster, and once that is deleted (``rayClusterDeletionDelaySeconds`` later)
-it has no endpoints at all, while the Gateway still answers.
+Clients inside the cluster reach a RayService through its own Services as well as through the
+Gateway: with the incremental strategy that is ``<rayservice>-head-svc`` (KubeRay makes no
+``<rayservice>-serve-svc`` then; the Gateway routes to each cluster's own). Upstream moves their
+selector only in a reconcile that finds the new active cluster's Serve apps all RUNNING (bug
+#5148). When they are not RUNNING at promotion, the Service keeps selecting the old cluster, and
+once that is deleted (``rayClusterDeletionDelaySeconds`` later) it has no endpoints at all, while
+the Gateway still answers.
 
 The test makes the new cluster's apps leave RUNNING right at the last traffic step, as a Serve
 config change meeting a slow model load would. The upgrade waits with the new cluster at full
@@ -112,7 +115,7 @@ def test_the_serve_service_follows_a_promotion_whose_apps_are_not_running_yet(ra
     InvariantViolationError.raise_if(violations, timeline)
     assert timeline.steps[-1].phase == "promoted", f"the recording ends in phase {timeline.steps[-1].phase}"
     if traffic_moved_before_ready(timeline) is None:
-        # the serve Service was judged only after a promotion with the apps RUNNING, which says nothing of #5148
+        # the Services were judged only after a promotion with the apps RUNNING, which says nothing of #5148
         pytest.skip("the new cluster's apps were RUNNING again when it got all the traffic: the operator did not "
                     "move the traffic on a readiness read before its config push, so this run could not show "
-                    "whether the serve Service follows a promotion whose apps are not RUNNING")
+                    "whether the RayService's own Services follow a promotion whose apps are not RUNNING")
